@@ -1,0 +1,1 @@
+"""Baseline pruning methods; importing this package registers them."""

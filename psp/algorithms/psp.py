@@ -1,0 +1,118 @@
+"""PSP: post-training structured pruning without retraining (the suite's reference implementation).
+
+Select channels (importance ``l2``, global, ratio or target MACs); phase 1 trains a full-size copy to reproduce the
+original model's output at every conv, linear and BatchNorm layer while a growing penalty drives the selected
+channels' weights to zero; rank again on the phase-1 weights; remove; phase 2 reconstructs the kept channels with
+balanced per-layer learning rates. Every behaviour of the released code is a setting with that behaviour as its
+default (``psp.settings``); the ablations are registered variants. Labels are never read.
+
+Speed (same arithmetic as the released code): the original model's layer outputs for the calibration images are
+computed once and reused by both phases when they fit ``--cache-mib`` (they never change: no augmentation).
+"""
+
+import copy
+import math
+import time
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from psp.methods import MethodResult, PruneContext, register_method
+from psp.reconstruct.loss import holistic_loss
+from psp.reconstruct.optim import reconstruction_optimizer
+from psp.reconstruct.penalty import decay_weights, penalise_gradients
+from psp.reconstruct.taps import LayerTaps, reconstruction_layers
+from psp.reconstruct.targets import TargetStore
+from psp.settings import PruneSettings
+from psp.structure.removal import kept_outputs, remove_channels, selected_slices
+from psp.train import NonFiniteLoss
+
+
+def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, layers: list[str],
+                 optimizer: torch.optim.Optimizer, epochs: int, settings: PruneSettings, phase: int,
+                 penalty: list | None = None) -> list[dict]:
+    """Epochs of holistic reconstruction; with ``penalty`` slices, phase 1's growing sparsity penalty too."""
+    model.train(settings.bn_mode == "train")
+    generator = torch.Generator().manual_seed(settings.seed * 100 + phase)
+    rows = []
+    for epoch in range(epochs):
+        strength = settings.reg + epoch * settings.reg_growth
+        order = torch.randperm(len(images), generator=generator)
+        total, start_time = 0.0, time.perf_counter()
+        for start in range(0, len(images), settings.batch_size):
+            idx = order[start:start + settings.batch_size]
+            with LayerTaps(model, layers) as taps:
+                model(images[idx])
+            loss = holistic_loss(taps.outputs, store.batch(idx))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if penalty:
+                penalise_gradients(penalty, settings.penalty, strength, settings.lr)
+            optimizer.step()
+            if penalty and settings.penalty == "decay":
+                decay_weights(penalty, strength)
+            total += loss.item() * len(idx)
+        mean = total / len(images)
+        if not math.isfinite(mean):
+            raise NonFiniteLoss(f"psp: reconstruction loss became {mean} in phase {phase}, epoch {epoch + 1}")
+        rows.append({"phase": phase, "epoch": epoch + 1, "loss": mean,
+                     "seconds": time.perf_counter() - start_time})
+    return rows
+
+
+def _weight_change(before: dict[str, torch.Tensor], model: nn.Module) -> list[dict]:
+    rows = []
+    for i, (name, w0) in enumerate(before.items()):
+        w1 = model.get_submodule(name).weight.detach()
+        rows.append({"layer_index": i, "layer": name,
+                     "relative_change": ((w1 - w0).norm() / w0.norm().clamp_min(1e-12)).item()})
+    return rows
+
+
+def run_psp(ctx: PruneContext) -> MethodResult:
+    s = ctx.settings
+    original = ctx.model.eval()
+    images = ctx.calibration().to(ctx.device)
+    layers = reconstruction_layers(original)
+    store = TargetStore(original, images, layers, s.cache_mib * 2**20 if s.cache_targets else 0, s.batch_size)
+    selection = ctx.select()
+    model = copy.deepcopy(original)
+    losses: list[dict] = []
+    if s.penalty_epochs > 0:
+        slices = list(selected_slices(model, selection, ctx.example))
+        optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
+        losses += _reconstruct(model, store, images, layers, optimizer, s.penalty_epochs, s, 1, penalty=slices)
+        if s.reselect:
+            model.eval()
+            selection = ctx.select(model)
+    keep = kept_outputs(model, selection, ctx.example)
+    remove_channels(model, selection, ctx.example)
+    convs = [n for n in layers if isinstance(model.get_submodule(n), (nn.Conv2d, nn.Linear))]
+    before = {n: model.get_submodule(n).weight.detach().clone() for n in convs}
+    if s.rec_epochs > 0:
+        optimizer = reconstruction_optimizer(model, layers, s.lr, s.balanced)
+        losses += _reconstruct(model, store.restrict(keep), images, layers, optimizer, s.rec_epochs, s, 2)
+    model.eval()
+    seen = len(images) * (s.penalty_epochs + s.rec_epochs)
+    return MethodResult(model, selection, images_seen=seen,
+                        tables={"losses": losses, "weight_change": _weight_change(before, model)},
+                        extra={"cached_targets": store.cached is not None})
+
+
+def _variant(**overrides: object):
+    def run(ctx: PruneContext) -> MethodResult:
+        result = run_psp(replace(ctx, settings=replace(ctx.settings, **overrides)))
+        result.extra["overrides"] = overrides
+        return result
+    return run
+
+
+register_method("psp", uses="calibration", summary="PSP: sparsity penalty, removal, balanced reconstruction")(
+    run_psp)
+register_method("psp_no_penalty", uses="calibration", summary="PSP without phase 1 (no sparsity penalty)")(
+    _variant(penalty_epochs=0))
+register_method("psp_no_balance", uses="calibration", summary="PSP with one learning rate for all layers")(
+    _variant(balanced=False))
+register_method("psp_no_rec", uses="calibration", summary="PSP without phase-2 training (no reconstruction)")(
+    _variant(rec_epochs=0))

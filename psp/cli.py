@@ -1,0 +1,222 @@
+"""The ``psp`` command: ``train``, ``eval``, ``prune``, ``list``.
+
+Bad input ends the command with one line naming the value and what is accepted, and exit code 2 (a traceback only
+with ``--debug``). Cheap checks (numbers, names, files) run before torch is imported.
+"""
+
+import argparse
+import logging
+import sys
+import types
+from dataclasses import fields
+from pathlib import Path
+
+from psp.errors import UsageError
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--download", action="store_true", help="allow downloading CIFAR through torchvision")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    from psp.settings import PruneSettings
+
+    for f in fields(PruneSettings):
+        flag = "--" + f.name.replace("_", "-")
+        kind = f.type
+        if isinstance(kind, types.UnionType):
+            kind = next(t for t in kind.__args__ if t is not type(None))
+        meta = f.metadata
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
+        else:
+            p.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"), help=meta["help"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="psp", description="Post-training structured pruning benchmark suite")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train a base model with labels")
+    train.add_argument("--model", required=True)
+    train.add_argument("--data", required=True)
+    train.add_argument("--epochs", type=int, required=True)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lr", type=float, default=0.1)
+    train.add_argument("--batch-size", type=_positive_int, default=128)
+    train.add_argument("--normalize")
+    train.add_argument("--out", required=True, type=Path)
+    _common(train)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint: top1, top5, macs, params, latency")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--model")
+    ev.add_argument("--data")
+    ev.add_argument("--normalize")
+    ev.add_argument("--out", type=Path, help="write the metrics to this JSON file")
+    _common(ev)
+
+    prune = sub.add_parser("prune", help="prune a checkpoint with a registered method")
+    prune.add_argument("--method", required=True)
+    prune.add_argument("--model")
+    prune.add_argument("--checkpoint", required=True)
+    prune.add_argument("--data")
+    prune.add_argument("--normalize")
+    prune.add_argument("--out", required=True, type=Path)
+    prune.add_argument("--method-module", action="append", default=[], help="import a module that registers methods")
+    scope = prune.add_mutually_exclusive_group()
+    scope.add_argument("--global", dest="selection_flag", action="store_const", const="global")
+    scope.add_argument("--uniform", dest="selection_flag", action="store_const", const="uniform")
+    _add_settings(prune)
+    _common(prune)
+
+    sub.add_parser("list", help="list registered models and methods")
+    return parser
+
+
+def _check_out_dir(path: Path) -> None:
+    target = path if path.suffix == "" else path.parent
+    probe = target
+    while not probe.exists():
+        probe = probe.parent
+    import os
+
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UsageError(f"output folder {target} is not writable")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    """Checks that need no torch: numbers, names, files."""
+    from psp.data.datasets import check_data_arg
+    from psp.data.normalization import check_normalization
+
+    if getattr(args, "data", None):
+        check_data_arg(args.data)
+    if getattr(args, "normalize", None):
+        check_normalization(args.normalize)
+    if getattr(args, "checkpoint", None) and not Path(args.checkpoint).is_file():
+        raise UsageError(f"checkpoint {args.checkpoint} does not exist")
+    if getattr(args, "out", None) is not None:
+        _check_out_dir(args.out)
+    if args.command == "train" and args.epochs < 0:
+        raise UsageError(f"--epochs {args.epochs} must be >= 0")
+    if args.command == "prune":
+        _validate_prune(args)
+
+
+def _validate_prune(args: argparse.Namespace) -> None:
+    from psp.structure.importance import IMPORTANCES
+
+    if args.selection_flag:
+        args.selection = args.selection_flag
+    if (args.ratio is None) == (args.target_macs is None):
+        raise UsageError("give exactly one of --ratio R (0 < R < 1) or --target-macs X (X > 1)")
+    if args.ratio is not None and not 0 < args.ratio < 1:
+        raise UsageError(f"--ratio {args.ratio} is outside (0, 1)")
+    if args.target_macs is not None and not args.target_macs > 1:
+        raise UsageError(f"--target-macs {args.target_macs} must be > 1")
+    if args.importance not in IMPORTANCES:
+        raise UsageError(f"unknown importance {args.importance!r}; accepted: {', '.join(IMPORTANCES)}")
+    for name in ("samples", "batch_size", "min_channels", "round_to"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be >= 1")
+    for name in ("penalty_epochs", "rec_epochs", "layer_epochs", "epochs", "reg_epochs", "validation_size"):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be >= 0")
+    for name in ("lr", "finetune_lr"):
+        if not getattr(args, name) > 0:
+            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be > 0")
+    if args.calib_indices and not Path(args.calib_indices).is_file():
+        raise UsageError(f"calibration indices file {args.calib_indices} does not exist")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from psp import pipeline
+
+    if args.command == "list":
+        from psp.methods import get_method, list_methods
+        from psp.models import list_models
+
+        print("models:", " ".join(list_models()), "tv:<torchvision name> timm:<timm name>")
+        for name in list_methods():
+            m = get_method(name)
+            print(f"method {name:16s} uses={m.uses:12s} {m.summary}")
+        return
+    opts = pipeline.RunOptions(threads=args.threads, device=args.device, download=args.download)
+    if args.command == "train":
+        from psp.models._registry import check_model_name
+        from psp.train import TrainSettings
+
+        check_model_name(args.model)
+        metrics = pipeline.train_run(args.model, args.data, args.epochs, args.seed, args.out, opts,
+                                     TrainSettings(lr=args.lr, batch_size=args.batch_size), args.normalize)
+    elif args.command == "eval":
+        if args.model:
+            from psp.models._registry import check_model_name
+
+            check_model_name(args.model)
+        metrics = pipeline.eval_run(args.checkpoint, args.model, args.data, args.normalize, args.out, opts)
+    else:
+        from psp.methods import get_method, load_method_modules
+        from psp.settings import PruneSettings
+
+        load_method_modules(args.method_module)
+        get_method(args.method)
+        if args.model:
+            from psp.models._registry import check_model_name
+
+            check_model_name(args.model)
+        settings = PruneSettings(**{f.name: getattr(args, f.name) for f in fields(PruneSettings)})
+        metrics = pipeline.prune_run(args.method, args.checkpoint, args.model, args.data, args.normalize, settings,
+                                     args.out, opts, args.method_module)
+    keys = ("top1", "top5", "macs", "params", "macs_reduction", "latency_b1", "latency_b64", "seconds")
+    print(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        _validate(args)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+        _run(args)
+    except UsageError as e:
+        if debug:
+            raise
+        print(f"psp: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("psp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a failure of the run itself: one line unless --debug
+        if debug:
+            raise
+        print(f"psp: failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

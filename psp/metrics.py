@@ -1,0 +1,92 @@
+"""Accuracy, size, MACs and latency of a model.
+
+MACs count multiply-accumulates of ``nn.Conv2d`` and ``nn.Linear`` layers only (batch 1, at the data spec's image
+size); BatchNorm, activations, pooling and residual additions are not counted, as in the pruning literature.
+"""
+
+import statistics
+import time
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """MACs of each conv and linear layer for one image, measured with forward hooks."""
+    macs: dict[str, int] = {}
+
+    def hook(name: str):
+        def record(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+            if isinstance(m, nn.Conv2d):
+                per_out = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+                macs[name] = macs.get(name, 0) + out[:1].numel() * per_out
+            else:
+                macs[name] = macs.get(name, 0) + out[:1].numel() * m.in_features
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example[:1])
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return macs
+
+
+def count_macs(model: nn.Module, example: torch.Tensor) -> int:
+    return sum(layer_macs(model, example).values())
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+             device: torch.device | str = "cpu") -> dict[str, float]:
+    """Top-1 and top-5 accuracy as fractions in [0, 1] (top-5 equals 1 when there are at most 5 classes)."""
+    model.eval()
+    correct1 = correct5 = total = 0
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = model(x)
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        correct1 += (top[:, 0] == y).sum().item()
+        correct5 += (top == y[:, None]).any(dim=1).sum().item()
+        total += y.numel()
+    if total == 0:
+        raise ValueError("no test images to evaluate")
+    return {"top1": correct1 / total, "top5": correct5 / total, "test_images": total}
+
+
+@torch.no_grad()
+def latency(model: nn.Module, example: torch.Tensor, batch: int, repeats: int = 20, warmup: int = 5) -> float:
+    """Median seconds of one forward pass at ``batch`` after warm-up, synchronising CUDA around each pass."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = example[:1].to(device).expand(batch, *example.shape[1:]).contiguous()
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        model(x)
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(x)
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def latency_profile(model: nn.Module, example: torch.Tensor, batches: tuple[int, ...] = (1, 64),
+                    repeats: int = 20) -> dict[str, float]:
+    """``latency_b1``, ``latency_b64``, ...: median seconds per forward pass at each batch size."""
+    return {f"latency_b{b}": latency(model, example, b, repeats=repeats if b < 16 else max(3, repeats // 4))
+            for b in batches}

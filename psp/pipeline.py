@@ -1,0 +1,184 @@
+"""What each command does, as library calls: train a base model, evaluate a checkpoint, prune with a method.
+
+Each writes its outputs atomically (temporary name, then rename), so an interrupted run leaves nothing half-written.
+"""
+
+import csv
+import io
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from psp.checkpoint import LoadedModel, load_model, save_model
+from psp.data.calibration import draw_calibration, format_indices, read_indices
+from psp.data.datasets import DataBundle, load_data
+from psp.data.loaders import batches, calibration_images
+from psp.data.normalization import normalizer
+from psp.errors import UsageError
+from psp.methods import PruneContext, get_method, load_method_modules
+from psp.metrics import accuracy, count_macs, count_params, latency_profile
+from psp.models import create_model
+from psp.runtime import atomic_write_text, configure, provenance, settings_hash, write_json
+from psp.settings import PruneSettings
+from psp.train import TrainSettings, train_model
+
+log = logging.getLogger("psp")
+
+
+@dataclass
+class RunOptions:
+    """Options shared by every command."""
+
+    threads: int | None = None
+    device: str = "auto"
+    download: bool = False
+    eval_batch: int = 256
+    latency_repeats: int = 20
+
+
+def _example(bundle: DataBundle, device: torch.device) -> torch.Tensor:
+    s = bundle.spec
+    return torch.zeros(1, s.in_channels, s.image_size, s.image_size, device=device)
+
+
+def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch.device, opts: RunOptions,
+             measure_latency: bool = True) -> dict:
+    """top1, top5, macs, params and latency at batch 1 and 64 of ``model`` on the test split."""
+    model.to(device).eval()
+    norm = normalizer(normalize, bundle.spec.in_channels)
+    result = accuracy(model, batches(bundle.test, opts.eval_batch, norm, device), device)
+    example = _example(bundle, device)
+    result |= {"macs": count_macs(model, example), "params": count_params(model)}
+    if measure_latency:
+        result |= latency_profile(model, example, repeats=opts.latency_repeats)
+    return result
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opts: RunOptions,
+              settings: TrainSettings, normalize: str | None = None, model_kwargs: dict | None = None) -> dict:
+    start = time.perf_counter()
+    device = configure(opts.threads, seed, opts.device)
+    bundle = load_data(data, opts.download)
+    normalize = normalize or bundle.default_normalization
+    norm = normalizer(normalize, bundle.spec.in_channels)
+    model = create_model(model_name, bundle.spec, **(model_kwargs or {}))
+    settings.epochs = epochs
+    t0 = time.perf_counter()
+    history = train_model(model, bundle.train, norm, settings, seed, device, what=f"train {model_name}")
+    seconds = time.perf_counter() - t0
+    metrics = evaluate(model, bundle, normalize, device, opts)
+    metrics |= {"model": model_name, "data": data, "epochs": epochs, "seed": seed, "normalize": normalize,
+                "seconds": seconds, "final_loss": history[-1]["loss"] if history else None,
+                "settings": {k: v for k, v in vars(settings).items()}, **provenance(device)}
+    save_model(out / "model.pt", model, model_name, bundle.spec, normalize, model_kwargs, data)
+    if history:
+        atomic_write_text(out / "train_log.csv", _csv(history))
+    metrics["seconds_total"] = time.perf_counter() - start
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def load_for_run(checkpoint: str, model_name: str | None, data: str | None, normalize: str | None,
+                 opts: RunOptions) -> tuple[LoadedModel, DataBundle, str]:
+    """Load the data and the checkpoint; ``data`` defaults to what an own checkpoint was made on."""
+    if data is None:
+        loaded = load_model(checkpoint, model_name, None, normalize)
+        if loaded.data_arg is None:
+            raise UsageError(f"checkpoint {checkpoint} does not record its data: pass --data SPEC")
+        return loaded, load_data(loaded.data_arg, opts.download), loaded.data_arg
+    bundle = load_data(data, opts.download)
+    return load_model(checkpoint, model_name, bundle.spec, normalize), bundle, data
+
+
+def eval_run(checkpoint: str, model_name: str | None, data: str | None, normalize: str | None, out: Path | None,
+             opts: RunOptions) -> dict:
+    device = configure(opts.threads, 0, opts.device)
+    loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts)
+    metrics = evaluate(loaded.model, bundle, loaded.normalize, device, opts)
+    metrics |= {"model": loaded.name, "checkpoint": str(checkpoint), "data": data, "normalize": loaded.normalize,
+                **provenance(device)}
+    if out is not None:
+        write_json(out, metrics)
+    return metrics
+
+
+def _calibration_indices(settings: PruneSettings, bundle: DataBundle) -> list[int]:
+    n_train = len(bundle.train)
+    if settings.calib_indices:
+        return read_indices(settings.calib_indices, n_train)
+    return draw_calibration(n_train, settings.samples, settings.seed, settings.validation_size,
+                            settings.replacement)
+
+
+def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: str | None, normalize: str | None,
+              settings: PruneSettings, out: Path, opts: RunOptions, method_modules: list[str] | None = None) -> dict:
+    """Prune a checkpoint with a registered method; writes model.pt, metrics.json, calib_indices.txt and CSVs."""
+    start = time.perf_counter()
+    load_method_modules(method_modules)
+    method = get_method(method_name)
+    device = configure(opts.threads, settings.seed, opts.device)
+    loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts)
+    model = loaded.model.to(device).eval()
+    norm = normalizer(loaded.normalize, bundle.spec.in_channels)
+    indices = _calibration_indices(settings, bundle) if method.uses == "calibration" else []
+    example = _example(bundle, device)
+    dense = evaluate(model, bundle, loaded.normalize, device, opts)
+
+    images = calibration_images(bundle.train, indices, norm) if indices else None
+
+    def calibration() -> torch.Tensor:
+        if images is None:
+            raise RuntimeError(f"method {method_name!r} declared uses={method.uses!r} but asked for calibration")
+        return images
+
+    ctx = PruneContext(model=model, example=example, settings=settings, device=device,
+                       normalize=norm, calibration=calibration, data=bundle if method.uses == "labels" else None)
+    torch.manual_seed(settings.seed)
+    t0 = time.perf_counter()
+    result = method.run(ctx)
+    seconds = time.perf_counter() - t0
+    pruned = evaluate(result.model, bundle, loaded.normalize, device, opts)
+    settings_dict = settings.to_dict() | {"method": method_name, "model": loaded.name, "data": data,
+                                          "normalize": loaded.normalize, "checkpoint": str(checkpoint)}
+    metrics = {
+        "method": method_name, "model": loaded.name, "data": data, "uses": method.uses,
+        "top1": pruned["top1"], "top5": pruned["top5"], "top1_dense": dense["top1"], "top5_dense": dense["top5"],
+        "macs": pruned["macs"], "macs_dense": dense["macs"], "params": pruned["params"],
+        "params_dense": dense["params"], "rf": 1 - pruned["macs"] / dense["macs"],
+        "rp": 1 - pruned["params"] / dense["params"], "macs_reduction": dense["macs"] / pruned["macs"],
+        "latency_b1": pruned["latency_b1"], "latency_b64": pruned["latency_b64"],
+        "latency_b1_dense": dense["latency_b1"], "latency_b64_dense": dense["latency_b64"],
+        "speedup_b1": dense["latency_b1"] / pruned["latency_b1"],
+        "speedup_b64": dense["latency_b64"] / pruned["latency_b64"],
+        "seconds": seconds, "images_seen": result.images_seen, "epochs": result.epochs,
+        "samples": len(indices), "seed": settings.seed, "importance": settings.importance,
+        "selection": settings.selection, "target_macs": settings.target_macs, "ratio": settings.ratio,
+        "calib_indices_file": str(out / "calib_indices.txt") if indices else None,
+        "channels_removed": {k: len(v) for k, v in result.selection.items()},
+        "settings": settings_dict, "settings_hash": settings_hash(settings_dict), **provenance(device),
+        **result.extra,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    if indices:
+        atomic_write_text(out / "calib_indices.txt", format_indices(indices))
+    for name, rows in result.tables.items():
+        if rows:
+            atomic_write_text(out / f"{name}.csv", _csv(rows))
+    write_json(out / "selection.json", result.selection)
+    save_model(out / "model.pt", result.model.cpu(), loaded.name, bundle.spec, loaded.normalize,
+               loaded.model_kwargs, data)
+    metrics["seconds_total"] = time.perf_counter() - start
+    write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,31 @@
+"""Adam with PSP's balanced per-layer learning rates.
+
+The loss at layer l back-propagates into every earlier layer, so early layers receive the sum of many terms and
+get over-updated. The released code gives the i-th reconstructed layer (module order, L layers) lr / (L − i): the
+first gets lr / L, the last gets lr.
+"""
+
+import torch
+from torch import nn
+
+
+def balanced_lrs(layers: list[str], lr: float) -> dict[str, float]:
+    n = len(layers)
+    return {name: lr / (n - i) for i, name in enumerate(layers)}
+
+
+def reconstruction_optimizer(model: nn.Module, layers: list[str], lr: float, balanced: bool) -> torch.optim.Adam:
+    """Adam over every parameter; with ``balanced`` each layer's parameters get their layer's learning rate."""
+    if not balanced:
+        return torch.optim.Adam(model.parameters(), lr=lr)
+    rates = balanced_lrs(layers, lr)
+    groups, covered = [], set()
+    for name in layers:
+        params = list(model.get_submodule(name).parameters(recurse=False))
+        covered.update(id(p) for p in params)
+        if params:
+            groups.append({"params": params, "lr": rates[name], "layer": name})
+    rest = [p for p in model.parameters() if id(p) not in covered]
+    if rest:
+        groups.append({"params": rest, "lr": lr, "layer": None})
+    return torch.optim.Adam(groups, lr=lr)

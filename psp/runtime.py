@@ -1,0 +1,77 @@
+"""Process-level settings and provenance: threads, seeds, device, atomic writes, and what produced a result."""
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+import psp
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def configure(threads: int | None, seed: int, device: str = "auto") -> torch.device:
+    """Pin CPU threads, seed torch, pick the device; deterministic algorithms on CPU."""
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    resolved = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                            "cpu" if device == "auto" else device)
+    if resolved.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return resolved
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: object) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def settings_hash(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def provenance(device: torch.device) -> dict:
+    """Versions, commit, device and threads: enough to trace a result row back to what made it."""
+    from importlib.metadata import version
+
+    return {
+        "psp_bench_version": psp.__version__,
+        "git_commit": _git_commit(),
+        "torch_version": torch.__version__,
+        "torch_pruning_version": version("torch-pruning"),
+        "python_version": platform.python_version(),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "threads": torch.get_num_threads(),
+    }

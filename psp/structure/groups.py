@@ -1,0 +1,71 @@
+"""Dependency groups: the channels that must be removed together, from Torch-Pruning's ``DependencyGraph``.
+
+A group is identified by its root layer's name (a conv or linear whose output channels lead the group), so that a
+selection made on one copy of a model applies to another copy (PSP prunes a copy it trained in phase 1).
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from psp.structure.rules import CUSTOM_PRUNERS
+
+
+@dataclass
+class ChannelGroup:
+    """One dependency group: ``root`` names the leading layer, ``size`` is its number of channels."""
+
+    root: str
+    size: int
+    group: tp.dependency.Group  # the full group (all indices) in the graph it was built from
+
+
+def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The last conv or linear layer to run in a forward pass: the classifier, which is never pruned."""
+    order: list[nn.Module] = []
+    handles = [m.register_forward_hook(lambda m, i, o: order.append(m)) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example[:1])
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return order[-1]
+
+
+def build_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
+    """Trace ``model`` (in eval mode, restored afterwards) with the suite's custom pruning rules."""
+    was_training = model.training
+    try:
+        with torch.enable_grad():
+            graph = tp.DependencyGraph().build_dependency(
+                model, example_inputs=example[:1], customized_pruners=CUSTOM_PRUNERS, verbose=False)
+    finally:
+        model.train(was_training)
+    return graph
+
+
+def channel_groups(model: nn.Module, example: torch.Tensor,
+                   graph: tp.DependencyGraph | None = None) -> list[ChannelGroup]:
+    """Every prunable group, rooted at conv or linear layers, the classifier excluded."""
+    graph = graph or build_graph(model, example)
+    names = {m: n for n, m in model.named_modules()}
+    classifier = output_layer(model, example)
+    groups = []
+    for group in graph.get_all_groups(ignored_layers=[classifier], root_module_types=(nn.Conv2d, nn.Linear)):
+        root = group[0].dep.target.module
+        groups.append(ChannelGroup(names[root], len(group[0].idxs), group))
+    return groups
+
+
+def group_for(graph: tp.DependencyGraph, model: nn.Module, root: str, idxs: list[int]) -> tp.dependency.Group:
+    """The group rooted at layer ``root`` of ``model``, cut down to channel indices ``idxs``."""
+    module = model.get_submodule(root)
+    pruner = graph.get_pruner_of_module(module)
+    return graph.get_pruning_group(module, pruner.prune_out_channels, idxs)
