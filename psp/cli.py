@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--data")
     prune.add_argument("--normalize")
     prune.add_argument("--out", required=True, type=Path)
+    prune.add_argument("--eval-split", choices=("test", "validation"), default="test",
+                       help="report accuracy on the test split, or on the --validation-size carve (for tuning)")
     prune.add_argument("--method-module", action="append", default=[], help="import a module that registers methods")
     scope = prune.add_mutually_exclusive_group()
     scope.add_argument("--global", dest="selection_flag", action="store_const", const="global")
@@ -163,7 +165,8 @@ def _run(args: argparse.Namespace) -> None:
             m = get_method(name)
             print(f"method {name:16s} uses={m.uses:12s} {m.summary}")
         return
-    opts = pipeline.RunOptions(threads=args.threads, device=args.device, download=args.download)
+    opts = pipeline.RunOptions(threads=args.threads, device=args.device, download=args.download,
+                               eval_split=getattr(args, "eval_split", "test"))
     if args.command == "train":
         from psp.models._registry import check_model_name
         from psp.train import TrainSettings

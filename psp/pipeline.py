@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from psp.checkpoint import LoadedModel, load_model, save_model
-from psp.data.calibration import draw_calibration, format_indices, read_indices
+from psp.data.calibration import draw_calibration, format_indices, read_indices, validation_indices
 from psp.data.datasets import DataBundle, load_data
 from psp.data.loaders import batches, calibration_images
 from psp.data.normalization import normalizer
@@ -38,6 +38,7 @@ class RunOptions:
     download: bool = False
     eval_batch: int = 256
     latency_repeats: int = 20
+    eval_split: str = "test"  # or "validation": the carve of --validation-size training images, for tuning
 
 
 def _example(bundle: DataBundle, device: torch.device) -> torch.Tensor:
@@ -46,16 +47,17 @@ def _example(bundle: DataBundle, device: torch.device) -> torch.Tensor:
 
 
 def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch.device, opts: RunOptions,
-             measure_latency: bool = True) -> dict:
-    """top1, top5, macs, params and latency at batch 1 and 64 of ``model`` on the test split."""
+             validation: list[int] | None = None) -> dict:
+    """top1, top5, macs, params and latency at batch 1 and 64 of ``model`` on the test split (or on the
+    ``validation`` indices of the training split, for tuning)."""
     model.to(device).eval()
     norm = normalizer(normalize, bundle.spec.in_channels)
-    result = accuracy(model, batches(bundle.test, opts.eval_batch, norm, device), device)
+    split = bundle.test if validation is None else bundle.train
+    result = accuracy(model, batches(split, opts.eval_batch, norm, device, indices=validation), device)
+    result["eval_split"] = "test" if validation is None else "validation"
     example = _example(bundle, device)
     result |= {"macs": count_macs(model, example), "params": count_params(model)}
-    if measure_latency:
-        result |= latency_profile(model, example, repeats=opts.latency_repeats)
-    return result
+    return result | latency_profile(model, example, repeats=opts.latency_repeats)
 
 
 def _csv(rows: list[dict]) -> str:
@@ -134,7 +136,12 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     norm = normalizer(loaded.normalize, bundle.spec.in_channels)
     indices = _calibration_indices(settings, bundle) if method.uses == "calibration" else []
     example = _example(bundle, device)
-    dense = evaluate(model, bundle, loaded.normalize, device, opts)
+    validation = None
+    if opts.eval_split == "validation":
+        if settings.validation_size < 1:
+            raise UsageError("--eval-split validation needs --validation-size N (N >= 1)")
+        validation = validation_indices(len(bundle.train), settings.validation_size)
+    dense = evaluate(model, bundle, loaded.normalize, device, opts, validation)
 
     images = calibration_images(bundle.train, indices, norm) if indices else None
 
@@ -149,12 +156,13 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     t0 = time.perf_counter()
     result = method.run(ctx)
     seconds = time.perf_counter() - t0
-    pruned = evaluate(result.model, bundle, loaded.normalize, device, opts)
+    pruned = evaluate(result.model, bundle, loaded.normalize, device, opts, validation)
     settings_dict = settings.to_dict() | {"method": method_name, "model": loaded.name, "data": data,
                                           "normalize": loaded.normalize, "checkpoint": str(checkpoint)}
     metrics = {
         "method": method_name, "model": loaded.name, "data": data, "uses": method.uses,
-        "top1": pruned["top1"], "top5": pruned["top5"], "top1_dense": dense["top1"], "top5_dense": dense["top5"],
+        "top1": pruned["top1"], "top5": pruned["top5"], "eval_split": pruned["eval_split"],
+        "top1_dense": dense["top1"], "top5_dense": dense["top5"],
         "macs": pruned["macs"], "macs_dense": dense["macs"], "params": pruned["params"],
         "params_dense": dense["params"], "rf": 1 - pruned["macs"] / dense["macs"],
         "rp": 1 - pruned["params"] / dense["params"], "macs_reduction": dense["macs"] / pruned["macs"],

@@ -5,6 +5,7 @@ augmentation (random crop and, for colour images, horizontal flip). A hook betwe
 lets regularised baselines (GReg, DepGraph) shape the gradients.
 """
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from torch.utils.data import Dataset
 
 from psp.data.loaders import batches
 from psp.progress import progress
+
+log = logging.getLogger(__name__)
 
 GradientHook = Callable[[nn.Module, int, int], None]  # (model, epoch, step) after backward, before the step
 
@@ -68,4 +71,5 @@ def train_model(model: nn.Module, dataset: Dataset, normalize: tuple[torch.Tenso
         if not math.isfinite(mean):
             raise NonFiniteLoss(f"{what}: loss became {mean} in epoch {epoch + 1}")
         history.append({"epoch": epoch + 1, "loss": mean})
+        log.info("%s epoch %d/%d: loss %.4f", what, epoch + 1, settings.epochs, mean)
     return history

@@ -11,6 +11,7 @@ computed once and reused by both phases when they fit ``--cache-mib`` (they neve
 """
 
 import copy
+import logging
 import math
 import time
 from dataclasses import replace
@@ -27,6 +28,8 @@ from psp.reconstruct.targets import TargetStore
 from psp.settings import PruneSettings
 from psp.structure.removal import kept_outputs, remove_channels, selected_slices
 from psp.train import NonFiniteLoss
+
+log = logging.getLogger(__name__)
 
 
 def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, layers: list[str],
@@ -58,6 +61,7 @@ def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, lay
             raise NonFiniteLoss(f"psp: reconstruction loss became {mean} in phase {phase}, epoch {epoch + 1}")
         rows.append({"phase": phase, "epoch": epoch + 1, "loss": mean,
                      "seconds": time.perf_counter() - start_time})
+        log.info("psp phase %d epoch %d/%d: loss %.4f (%.1f s)", phase, epoch + 1, epochs, mean, rows[-1]["seconds"])
     return rows
 
 
@@ -90,14 +94,16 @@ def run_psp(ctx: PruneContext) -> MethodResult:
     remove_channels(model, selection, ctx.example)
     convs = [n for n in layers if isinstance(model.get_submodule(n), (nn.Conv2d, nn.Linear))]
     before = {n: model.get_submodule(n).weight.detach().clone() for n in convs}
+    cached = store.cached is not None
     if s.rec_epochs > 0:
+        store = store.restrict(keep)  # drops the full-width cache: memory stays bounded
         optimizer = reconstruction_optimizer(model, layers, s.lr, s.balanced)
-        losses += _reconstruct(model, store.restrict(keep), images, layers, optimizer, s.rec_epochs, s, 2)
+        losses += _reconstruct(model, store, images, layers, optimizer, s.rec_epochs, s, 2)
     model.eval()
     seen = len(images) * (s.penalty_epochs + s.rec_epochs)
     return MethodResult(model, selection, images_seen=seen,
                         tables={"losses": losses, "weight_change": _weight_change(before, model)},
-                        extra={"cached_targets": store.cached is not None})
+                        extra={"cached_targets": cached})
 
 
 def _variant(**overrides: object):

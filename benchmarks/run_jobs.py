@@ -1,0 +1,28 @@
+"""Run ``psp prune`` jobs one after another, each in its own process, and record its metrics and peak memory.
+
+Peak memory is the job's own maximum resident set size (``os.wait4``), so jobs do not inflate each other's figure.
+Shared by the benchmark scripts; not a library module.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_job(args: list[str], out: Path, log: Path) -> dict:
+    """``psp prune ARGS --out OUT``; returns its metrics.json plus ``peak_rss_mib`` and ``wall_s``."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "psp.cli", "prune", *args, "--out", str(out)]
+    start = time.perf_counter()
+    with log.open("w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"job failed ({log}): {' '.join(cmd)}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics["peak_rss_mib"] = usage.ru_maxrss / 1024
+    metrics["wall_s"] = time.perf_counter() - start
+    return metrics
