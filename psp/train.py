@@ -42,10 +42,10 @@ def train_model(model: nn.Module, dataset: Dataset, normalize: tuple[torch.Tenso
     """Train in place; returns one ``{"epoch", "loss"}`` row per epoch."""
     model.to(device).train()
     indices = None
-    if settings.subset:
+    n = min(settings.subset, len(dataset)) if settings.subset else len(dataset)
+    if n < len(dataset):
         perm = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-        indices = perm[:settings.subset].tolist()
-    n = settings.subset or len(dataset)
+        indices = perm[:n].tolist()
     steps_per_epoch = math.ceil(n / settings.batch_size)
     total = max(1, settings.epochs * steps_per_epoch)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
