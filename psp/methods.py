@@ -42,6 +42,8 @@ class PruneContext:
         """The shared selection rule (importance, global/uniform, ratio or target MACs) on ``model``'s weights."""
         model = model if model is not None else self.model
         s = self.settings
+        if (s.ratio is None) == (s.target_macs is None):
+            raise UsageError("give exactly one of ratio (0 < R < 1) or target_macs (X > 1)")
         groups = channel_groups(model, self.example)
         scores = score_groups(groups, s.importance, s.seed)
         if s.target_macs is not None:

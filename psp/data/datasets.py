@@ -54,11 +54,12 @@ class FolderImages(Dataset):
         from torchvision.datasets import ImageFolder
         from torchvision.transforms import v2
 
-        folder = ImageFolder(str(root))
+        try:
+            folder = ImageFolder(str(root))
+        except FileNotFoundError:
+            raise UsageError(f"no images under {root}; expected {root}/<class>/<image>") from None
         self.samples, self.classes = folder.samples, folder.classes
         self.loader = folder.loader
-        if not self.samples:
-            raise UsageError(f"no images under {root}; expected {root}/<class>/<image>")
         side = max(self.loader(self.samples[0][0]).size)
         large = side > LARGE_IMAGE
         self.image_size = 224 if large else side

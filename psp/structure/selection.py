@@ -121,7 +121,7 @@ def select_by_ratio(scores: dict[str, torch.Tensor], ratio: float, mode: str = "
 
     No group keeps fewer than ``min_keep`` channels; kept counts are rounded to a multiple of ``round_to``.
     """
-    if not 0 <= ratio < 1:
+    if not 0 < ratio < 1:
         raise UsageError(f"ratio {ratio} is outside (0, 1)")
     if mode not in MODES:
         raise UsageError(f"unknown selection mode {mode!r}; accepted: {', '.join(MODES)}")

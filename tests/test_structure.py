@@ -1,0 +1,370 @@
+"""Structure: removing channels equals masking them (every architecture), selection by ratio and by target MACs,
+the MACs cost model, and saving/loading pruned models safely."""
+
+import copy
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from psp.checkpoint import load_model, read_checkpoint, save_model
+from psp.data.spec import DataSpec
+from psp.errors import UsageError
+from psp.metrics import count_macs, count_params
+from psp.models import ChannelPadShortcut, create_model
+from psp.structure.groups import channel_groups
+from psp.structure.importance import IMPORTANCES, score_groups
+from psp.structure.removal import kept_outputs, mask_channels, remove_channels, selected_slices
+from psp.structure.selection import CostModel, select_by_ratio, select_by_target_macs
+from psp.structure.spec import apply_channel_spec, channel_spec
+
+pytestmark = pytest.mark.timeout(240)
+
+CIFAR = DataSpec("cifar10", 3, 32, 10)
+MNIST = DataSpec("mnist5k", 1, 28, 10)
+ARCHS = [
+    ("resnet20", {"width": 4}), ("resnet32", {"width": 4}), ("resnet44", {"width": 4}), ("resnet56", {"width": 4}),
+    ("resnet110", {"width": 4}), ("resnet18_cifar", {"width": 4}), ("resnet50_cifar", {"width": 4}),
+    ("vgg19_cifar", {"width_mult": 0.125}), ("resnet8_tiny", {}), ("vgg_tiny", {}),
+    ("tv:resnet18", {}), ("tv:mobilenet_v2", {}), ("timm:resnet10t", {}), ("timm:mobilenetv3_small_050", {}),
+]
+SELECTIONS = [("global", 0.3), ("global", 0.7), ("uniform", 0.5)]
+
+
+def randomise_bn(model: nn.Module, seed: int) -> nn.Module:
+    """BatchNorm statistics and affine parameters far from their defaults, so that BN slicing errors show."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    return model
+
+
+def build(name: str, kwargs: dict, spec: DataSpec = CIFAR, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = randomise_bn(create_model(name, spec, **kwargs), seed).eval()
+    example = torch.randn(4, spec.in_channels, spec.image_size, spec.image_size,
+                          generator=torch.Generator().manual_seed(seed))
+    return model, example
+
+
+def conv_widths(model: nn.Module) -> dict[str, int]:
+    return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+# --- the correctness invariant ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "kwargs"), ARCHS, ids=[a for a, _ in ARCHS])
+def test_removal_equals_masking(name, kwargs):
+    """For random valid selections, the model with channels removed computes exactly what the dense model
+    computes when those channels are ignored by their consumers, and the cost model predicts its MACs."""
+    model, x = build(name, kwargs)
+    groups = channel_groups(model, x)
+    assert groups, "a CNN has prunable groups"
+    cost = CostModel(model, x, groups)
+    dense_macs, dense_params = count_macs(model, x), count_params(model)
+    assert cost.dense == dense_macs
+    with torch.no_grad():
+        y_dense = model(x)
+    for seed, (mode, ratio) in enumerate(SELECTIONS):
+        selection = select_by_ratio(score_groups(groups, "random", seed), ratio, mode)
+        assert selection
+        removed = remove_channels(copy.deepcopy(model), selection, x).eval()
+        masked = mask_channels(copy.deepcopy(model), selection, x).eval()
+        with torch.no_grad():
+            y_removed, y_masked = removed(x), masked(x)
+        assert torch.isfinite(y_removed).all()
+        assert max_rel_diff(y_removed, y_masked) <= 1e-4, (mode, ratio)
+        assert max_rel_diff(y_masked, y_dense) > 1e-3, "the selection must change the function"
+        assert count_params(removed) < dense_params
+        measured = count_macs(removed, x)
+        assert measured < dense_macs
+        assert cost.macs({r: len(v) for r, v in selection.items()}) == pytest.approx(measured, rel=1e-9)
+        assert min(conv_widths(removed).values()) >= 1
+        # the original is untouched
+        with torch.no_grad():
+            assert torch.equal(model(x), y_dense)
+
+
+def test_removal_equals_masking_grey_input():
+    """The invariant holds on 1-channel 28x28 inputs too (the embedded data shape)."""
+    model, x = build("resnet8_tiny", {}, MNIST, seed=5)
+    groups = channel_groups(model, x)
+    selection = select_by_ratio(score_groups(groups, "random", 5), 0.5)
+    removed = remove_channels(copy.deepcopy(model), selection, x).eval()
+    masked = mask_channels(copy.deepcopy(model), selection, x).eval()
+    with torch.no_grad():
+        assert max_rel_diff(removed(x), masked(x)) <= 1e-4
+
+
+def test_option_a_shortcut_maps_follow_removal():
+    """Removing channels on either side of an option-A shortcut edits its map consistently with its widths."""
+    model, x = build("resnet20", {"width": 8})
+    selection = select_by_ratio(score_groups(channel_groups(model, x), "random", 1), 0.5)
+    remove_channels(model, selection, x)
+    shortcuts = [m for m in model.modules() if isinstance(m, ChannelPadShortcut)]
+    assert len(shortcuts) == 2
+    changed = 0
+    for s in shortcuts:
+        assert len(s.src) == len(s.dst) <= s.in_channels
+        assert s.src.max() < s.in_channels and s.dst.max() < s.out_channels
+        assert len(set(s.dst.tolist())) == len(s.dst)
+        changed += (s.in_channels, s.out_channels) != (8, 16) and (s.in_channels, s.out_channels) != (16, 32)
+    assert changed
+
+
+# --- importance and selection ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    model, x = build("vgg_tiny", {}, MNIST, seed=2)
+    return model, x, channel_groups(model, x)
+
+
+def test_groups_exclude_classifier(vgg):
+    """Groups are rooted at the convolutions; the classifier's outputs are never prunable."""
+    _, _, groups = vgg
+    assert sorted((g.root, g.size) for g in groups) == [("features.0", 8), ("features.4", 16), ("features.8", 32)]
+
+
+@pytest.mark.parametrize("importance", IMPORTANCES)
+def test_scores_cover_every_channel(vgg, importance):
+    """Every importance gives one finite score per channel of every group."""
+    _, _, groups = vgg
+    scores = score_groups(groups, importance, seed=0)
+    assert set(scores) == {g.root for g in groups}
+    for g in groups:
+        assert scores[g.root].shape == (g.size,) and torch.isfinite(scores[g.root]).all()
+
+
+def test_random_importance_is_seeded(vgg):
+    """The random control is reproducible per seed and changes with it."""
+    _, _, groups = vgg
+    a, b, c = (score_groups(groups, "random", s) for s in (4, 4, 5))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("importance", ["l2", "l1", "l2_sum"])
+def test_magnitude_ranking_removes_dead_channel(importance):
+    """A channel whose weights are all zero scores lowest and is the first one removed."""
+    model, x = build("vgg_tiny", {}, MNIST, seed=3)
+    with torch.no_grad():
+        model.features[0].weight[5] = 0
+        model.features[1].weight[5] = 0
+        model.features[1].bias[5] = 0
+        model.features[4].weight[:, 5] = 0
+    groups = channel_groups(model, x)
+    scores = score_groups(groups, importance)
+    assert int(scores["features.0"].argmin()) == 5
+    assert select_by_ratio(scores, 1 / 56) == {"features.0": [5]}
+
+
+def test_select_by_ratio_counts(vgg):
+    """Global removes ratio x all channels, uniform ratio x each group; indices are sorted and valid."""
+    _, _, groups = vgg
+    scores = score_groups(groups, "random", 1)
+    sel = select_by_ratio(scores, 0.5, "global")
+    assert sum(len(v) for v in sel.values()) == 28
+    sel = select_by_ratio(scores, 0.5, "uniform")
+    assert {k: len(v) for k, v in sel.items()} == {"features.0": 4, "features.4": 8, "features.8": 16}
+    for root, idxs in sel.items():
+        assert idxs == sorted(set(idxs)) and all(0 <= i < len(scores[root]) for i in idxs)
+        lowest = torch.argsort(scores[root])[:len(idxs)].tolist()
+        assert sorted(lowest) == idxs
+
+
+def test_select_by_ratio_min_channels_and_round_to(vgg):
+    """min_keep and round_to bound the kept widths of every group."""
+    _, _, groups = vgg
+    scores = score_groups(groups, "random", 2)
+    sizes = {g.root: g.size for g in groups}
+    sel = select_by_ratio(scores, 0.95, "global", min_keep=3)
+    assert all(sizes[r] - len(v) >= 3 for r, v in sel.items())
+    sel = select_by_ratio(scores, 0.4, "uniform", round_to=4)
+    assert all((sizes[r] - len(v)) % 4 == 0 for r, v in sel.items())
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 0.0, 1.0, 1.5, float("nan")])
+def test_select_by_ratio_rejects(vgg, ratio):
+    """A ratio outside the open interval (0, 1) is a usage error."""
+    scores = score_groups(vgg[2], "random")
+    with pytest.raises(UsageError):
+        select_by_ratio(scores, ratio)
+
+
+def test_selection_rejects_unknown_names(vgg):
+    """Unknown importance and selection mode are usage errors."""
+    _, x, groups = vgg
+    with pytest.raises(UsageError):
+        score_groups(groups, "l3")
+    scores = score_groups(groups, "random")
+    with pytest.raises(UsageError):
+        select_by_ratio(scores, 0.5, "layerwise")
+    with pytest.raises(UsageError):
+        select_by_target_macs(scores, CostModel(vgg[0], x, groups), 2.0, "layerwise")
+
+
+@pytest.mark.parametrize("target", [1.0, 0.5, 0.0, -2.0, float("nan"), 1e6])
+def test_select_by_target_macs_rejects(vgg, target):
+    """Targets that are not a reduction, and unreachable ones, are usage errors."""
+    model, x, groups = vgg
+    scores = score_groups(groups, "l2")
+    with pytest.raises(UsageError):
+        select_by_target_macs(scores, CostModel(model, x, groups), target)
+
+
+@pytest.fixture(scope="module", params=["resnet56", "vgg19_cifar"])
+def full_width(request):
+    """Full-width models: selection is analytic and cheap; only removal touches them."""
+    torch.manual_seed(0)
+    model = create_model(request.param, CIFAR).eval()
+    x = torch.zeros(1, 3, 32, 32)
+    groups = channel_groups(model, x)
+    return request.param, model, x, groups, CostModel(model, x, groups)
+
+
+@pytest.mark.parametrize("target", [1.5, 2.0, 3.0])
+@pytest.mark.parametrize(("importance", "mode"), [("l2", "global"), ("random", "global"), ("l2", "uniform")])
+def test_target_macs_is_met(full_width, target, importance, mode):
+    """Measured MACs after removal hit 1/target of the dense MACs within +-2 %, equal the cost model's
+    prediction, and no conv loses all its channels."""
+    name, model, x, groups, cost = full_width
+    dense = count_macs(model, x)
+    assert cost.dense == dense
+    selection = select_by_target_macs(score_groups(groups, importance, 0), cost, target, mode)
+    pruned = remove_channels(copy.deepcopy(model), selection, x)
+    measured = count_macs(pruned, x)
+    assert dense / measured == pytest.approx(target, rel=0.02), (name, dense / measured)
+    assert cost.macs({r: len(v) for r, v in selection.items()}) == pytest.approx(measured, rel=1e-9)
+    assert min(conv_widths(pruned).values()) >= 1
+    sizes = {g.root: g.size for g in groups}
+    assert all(len(v) < sizes[r] for r, v in selection.items())
+
+
+def test_target_macs_respects_min_channels(full_width):
+    """A high target with min_keep keeps at least that many channels per group."""
+    _, model, x, groups, cost = full_width
+    selection = select_by_target_macs(score_groups(groups, "l2"), cost, 4.0, min_keep=4)
+    sizes = {g.root: g.size for g in groups}
+    assert all(sizes[r] - len(v) >= 4 for r, v in selection.items())
+
+
+# --- addressing selected weights -------------------------------------------------------------------------------
+
+
+def test_selected_slices_and_kept_outputs():
+    """The weights tied to selected channels are the producer's rows, the BN scales and the consumer's columns;
+    the surviving outputs are the complement."""
+    model, x = build("vgg_tiny", {}, MNIST)
+    selection = {"features.0": [1, 3]}
+    found = {(id(w), dim, tuple(idx.tolist())) for w, dim, idx in selected_slices(model, selection, x)}
+    expected = {(id(model.features[0].weight), 0, (1, 3)), (id(model.features[1].weight), 0, (1, 3)),
+                (id(model.features[4].weight), 1, (1, 3))}
+    assert found == expected
+    kept = kept_outputs(model, selection, x)
+    assert set(kept) == {"features.0", "features.1"}
+    assert kept["features.0"].tolist() == [0, 2, 4, 5, 6, 7] == kept["features.1"].tolist()
+
+
+# --- saving and loading pruned models --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("resnet20", {"width": 8}), ("vgg_tiny", {}),
+                                              ("resnet18_cifar", {"width": 4})])
+def test_pruned_round_trip(tmp_path, name, kwargs):
+    """A pruned model saved as name + channel spec + state dict reloads alone with identical outputs."""
+    model, x = build(name, kwargs, seed=7)
+    selection = select_by_ratio(score_groups(channel_groups(model, x), "random", 7), 0.5)
+    pruned = remove_channels(model, selection, x).eval()
+    save_model(tmp_path / "model.pt", pruned, name, CIFAR, "cifar10", kwargs, "cifar10")
+    loaded = load_model(tmp_path / "model.pt")
+    assert (loaded.name, loaded.normalize, loaded.model_kwargs, loaded.data_arg) == (name, "cifar10", kwargs,
+                                                                                     "cifar10")
+    assert channel_spec(loaded.model) == channel_spec(pruned)
+    loaded.model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded.model(x), pruned(x))
+    assert count_macs(loaded.model, x) == count_macs(pruned, x)
+
+
+def test_channel_spec_rebuilds_widths():
+    """apply_channel_spec turns a dense model into the pruned shape."""
+    model, x = build("resnet20", {"width": 8})
+    pruned = remove_channels(copy.deepcopy(model), select_by_ratio(
+        score_groups(channel_groups(model, x), "random", 3), 0.6), x)
+    fresh = apply_channel_spec(create_model("resnet20", CIFAR, width=8), channel_spec(pruned))
+    assert {k: v.shape for k, v in fresh.state_dict().items()} == {k: v.shape for k, v in pruned.state_dict().items()}
+
+
+def test_load_uses_weights_only(tmp_path, monkeypatch):
+    """Checkpoints are read with torch.load(weights_only=True), never by unpickling code."""
+    model, _ = build("vgg_tiny", {}, MNIST)
+    save_model(tmp_path / "m.pt", model, "vgg_tiny", MNIST, "mnist")
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    load_model(tmp_path / "m.pt")
+    assert calls == [True]
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').close()",)
+
+
+def test_pickled_code_is_refused(tmp_path):
+    """A checkpoint carrying a pickled callable is refused as bad input and its code never runs."""
+    marker = tmp_path / "pwned"
+    model = create_model("vgg_tiny", MNIST)
+    torch.save({"state_dict": model.state_dict(), "hook": _Exploit(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(UsageError, match="evil.pt"):
+        load_model(tmp_path / "evil.pt", "vgg_tiny", MNIST)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", ["half", "empty", "text_hello", "text_sentence", "csv"])
+def test_unreadable_checkpoints_are_usage_errors(tmp_path, content):
+    """Truncated files and files that are not checkpoints at all are usage errors, not crashes."""
+    path = tmp_path / "ck.pt"
+    if content == "half":
+        buffer = io.BytesIO()
+        torch.save(create_model("vgg_tiny", MNIST).state_dict(), buffer)
+        path.write_bytes(buffer.getvalue()[:len(buffer.getvalue()) // 2])
+    else:
+        path.write_text({"empty": "", "text_hello": "hello\n", "text_sentence": "this is not a checkpoint\n",
+                         "csv": "a,b,c\n1,2,3\n"}[content])
+    with pytest.raises(UsageError, match="ck.pt"):
+        read_checkpoint(path)
+    with pytest.raises(UsageError):
+        load_model(path, "vgg_tiny", MNIST)
+
+
+def test_foreign_channel_spec_is_usage_error(tmp_path):
+    """An own-format checkpoint whose channel spec names layers the model lacks is a usage error."""
+    model = create_model("vgg_tiny", MNIST)
+    save_model(tmp_path / "m.pt", model, "vgg_tiny", MNIST, "mnist")
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["channels"]["layer9.conv1"] = {"in": 1, "out": 1, "groups": 1}
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(UsageError):
+        load_model(tmp_path / "bad.pt")
