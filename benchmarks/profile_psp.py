@@ -72,8 +72,8 @@ def main() -> None:
             idx = torch.arange(start, min(start + 128, len(images)))
             with LayerTaps(model, layers) as taps:
                 timed(f"{phase}: forward + hooks", model, images[idx])
-            targets = timed(f"{phase}: read targets", store.batch, idx)
-            loss = timed(f"{phase}: holistic loss", holistic_loss, taps.outputs, targets)
+            targets, denominators = timed(f"{phase}: read targets", store.batch, idx)
+            loss = timed(f"{phase}: holistic loss", holistic_loss, taps.outputs, targets, denominators)
             optimizer.zero_grad(set_to_none=True)
             timed(f"{phase}: backward", loss.backward)
             if penalty:

@@ -47,7 +47,7 @@ def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, lay
             idx = order[start:start + settings.batch_size]
             with LayerTaps(model, layers) as taps:
                 model(images[idx])
-            loss = holistic_loss(taps.outputs, store.batch(idx))
+            loss = holistic_loss(taps.outputs, *store.batch(idx))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if penalty:

@@ -1,14 +1,17 @@
 """The original model's layer outputs on the calibration images: the reconstruction targets.
 
-They never change (no augmentation), so when they fit the memory budget they are computed once; otherwise they are
-recomputed for every batch (bounded memory, more time). ``keep`` restricts a layer's targets to the output channels
-that survive pruning.
+They never change (no augmentation), so when they fit the memory budget they are computed once, with each image's
+squared norm per layer (the loss's denominators); otherwise they are recomputed for every batch (bounded memory,
+more time). ``keep`` restricts a layer's targets to the output channels that survive pruning. Batches are gathered
+into buffers allocated once.
 """
 
 import torch
 from torch import nn
 
 from psp.reconstruct.taps import LayerTaps
+
+Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]  # targets, denominators (sum of squares)
 
 
 class TargetStore:
@@ -18,8 +21,15 @@ class TargetStore:
         self.keep = keep or {}
         self.batch_size = batch_size
         self.cached: dict[str, torch.Tensor] | None = None
+        self.sqnorms: dict[str, torch.Tensor] = {}
+        self._buffers: dict[str, torch.Tensor] = {}
         if self.bytes_needed() <= cache_bytes:
             self.cached = self._compute(torch.arange(len(images)))
+            self._index_norms()
+
+    def _index_norms(self) -> None:
+        self.sqnorms = {n: t.flatten(1).pow(2).sum(1) for n, t in self.cached.items()}
+        self._buffers = {}
 
     @torch.no_grad()
     def _compute(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -34,6 +44,7 @@ class TargetStore:
 
     @torch.no_grad()
     def bytes_needed(self) -> int:
+        """Bytes of a full-width cache (an upper bound once channels are removed)."""
         with LayerTaps(self.original, self.layers) as taps:
             self.original(self.images[:1])
         per_image = sum(taps.outputs[n][:1].numel() * taps.outputs[n].element_size() for n in self.layers)
@@ -44,13 +55,22 @@ class TargetStore:
         store = object.__new__(TargetStore)
         store.original, store.images, store.layers = self.original, self.images, self.layers
         store.batch_size, store.keep = self.batch_size, keep
-        store.cached = None
+        store.cached, store.sqnorms, store._buffers = None, {}, {}
         if self.cached is not None:
             store.cached = {n: t.index_select(1, keep[n].to(t.device)) if n in keep else t
                             for n, t in self.cached.items()}
+            store._index_norms()
         return store
 
-    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        if self.cached is not None:
-            return {n: t[idx] for n, t in self.cached.items()}
-        return self._compute(idx)
+    def batch(self, idx: torch.Tensor) -> Batch:
+        if self.cached is None:
+            targets = self._compute(idx)
+            return targets, {n: t.pow(2).sum() for n, t in targets.items()}
+        idx = idx.to(next(iter(self.cached.values())).device)
+        targets = {}
+        for n, t in self.cached.items():
+            if n not in self._buffers or len(self._buffers[n]) < len(idx):
+                self._buffers[n] = t.new_empty((max(len(idx), self.batch_size), *t.shape[1:]))
+            out = self._buffers[n][:len(idx)]
+            targets[n] = torch.index_select(t, 0, idx, out=out)
+        return targets, {n: s[idx].sum() for n, s in self.sqnorms.items()}
