@@ -9,7 +9,7 @@ STAMP := $(VENV)/.psp-bench-installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,slurm]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -78,24 +78,6 @@ def select_with(ctx: PruneContext, model: nn.Module | None = None, **overrides: 
 # --- Layer inputs, outputs and reconstruction (AdaPrune, gAP) ------------------------------------------------------
 
 
-def layer_order(model: nn.Module, example: torch.Tensor) -> list[str]:
-    """Conv and linear layers in the order a forward pass runs them (each once)."""
-    names = {m: n for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)}
-    order: list[str] = []
-    handles = [m.register_forward_hook(lambda m, i, o: order.append(names[m]) if names[m] not in order else None)
-               for m in names]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example[:1])
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    return order
-
-
 def kept_inputs(model: nn.Module, selection: Selection, example: torch.Tensor) -> dict[str, torch.Tensor]:
     """For each conv and linear layer of the unpruned ``model`` whose inputs a selection shrinks, the original
     indices of the input channels that survive (the columns the pruned layer still reads)."""

@@ -26,8 +26,9 @@ Own code: Torch-Pruning ships no reconstruction; selection and removal are the s
 
 import copy
 
-from baselines._common import fit_layer, kept_inputs, layer_io, layer_order, restrict
+from baselines._common import fit_layer, kept_inputs, layer_io, restrict
 from psp.methods import MethodResult, PruneContext, register_method
+from psp.structure.groups import execution_order
 from psp.structure.removal import kept_outputs, remove_channels
 
 NAME = "adaprune"
@@ -44,7 +45,7 @@ def run_adaprune(ctx: PruneContext) -> MethodResult:
     keep_in = kept_inputs(original, selection, ctx.example)
     model = remove_channels(copy.deepcopy(original), selection, ctx.example).eval()
     rows = []
-    for index, name in enumerate(layer_order(original, ctx.example)):
+    for index, name in enumerate(execution_order(original, ctx.example)):
         if name not in keep_in:
             continue
         inputs, outputs = layer_io(original, name, images, s.batch_size)

@@ -27,8 +27,9 @@ Own code: Torch-Pruning ships no reconstruction; selection and removal are the s
 
 import copy
 
-from baselines._common import NEGLIGIBLE, fit_layer, layer_io, layer_order, restrict
+from baselines._common import NEGLIGIBLE, fit_layer, layer_io, restrict
 from psp.methods import MethodResult, PruneContext, register_method
+from psp.structure.groups import execution_order
 from psp.structure.removal import kept_outputs, remove_channels
 
 NAME = "gap"
@@ -44,7 +45,7 @@ def run_gap(ctx: PruneContext) -> MethodResult:
     keep_out = kept_outputs(original, selection, ctx.example)
     model = remove_channels(copy.deepcopy(original), selection, ctx.example).eval()
     rows = []
-    for index, name in enumerate(layer_order(original, ctx.example)):
+    for index, name in enumerate(execution_order(original, ctx.example)):
         inputs, _ = layer_io(model, name, images, s.batch_size)
         _, outputs = layer_io(original, name, images, s.batch_size)
         before, after = fit_layer(model.get_submodule(name), inputs, restrict(outputs, keep_out.get(name)), s,

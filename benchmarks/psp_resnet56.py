@@ -29,6 +29,7 @@ def main() -> None:
     p.add_argument("--scaling", type=int, nargs="*", default=[128, 512, 2048])
     p.add_argument("--scaling-epochs", type=int, nargs=2, default=[2, 1], metavar=("PENALTY", "REC"))
     p.add_argument("--extra", nargs="*", default=[], help="extra psp prune flags for every job")
+    p.add_argument("--reuse", action="store_true", help="read back jobs that already finished")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/psp_resnet56"))
     args = p.parse_args()
 
@@ -39,7 +40,7 @@ def main() -> None:
     def job(method: str, seed: int, samples: int, *flags: str, tag: str = "") -> dict:
         name = f"{method}{tag}_n{samples}_s{seed}"
         m = run_job(["--method", method, "--samples", str(samples), "--seed", str(seed), *common, *flags],
-                    args.out / name, args.out / f"{name}.log")
+                    args.out / name, args.out / f"{name}.log", reuse=args.reuse)
         row = {"job": name, "method": method + tag, "seed": seed, "samples": samples, "top1": m["top1"],
                "top1_dense": m["top1_dense"], "macs_reduction": m["macs_reduction"],
                "params_reduction": m["params_dense"] / m["params"], "seconds": m["seconds"],

@@ -12,8 +12,14 @@ import time
 from pathlib import Path
 
 
-def run_job(args: list[str], out: Path, log: Path) -> dict:
-    """``psp prune ARGS --out OUT``; returns its metrics.json plus ``peak_rss_mib`` and ``wall_s``."""
+def run_job(args: list[str], out: Path, log: Path, reuse: bool = False) -> dict:
+    """``psp prune ARGS --out OUT``; returns its metrics.json plus ``peak_rss_mib`` and ``wall_s``.
+
+    With ``reuse``, a finished job (``job.json`` beside its log) is read back instead of run again.
+    """
+    record = log.with_suffix(".json")
+    if reuse and record.is_file():
+        return json.loads(record.read_text())
     out.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "psp.cli", "prune", *args, "--out", str(out)]
     start = time.perf_counter()
@@ -25,4 +31,5 @@ def run_job(args: list[str], out: Path, log: Path) -> dict:
     metrics = json.loads((out / "metrics.json").read_text())
     metrics["peak_rss_mib"] = usage.ru_maxrss / 1024
     metrics["wall_s"] = time.perf_counter() - start
+    record.write_text(json.dumps(metrics, indent=2))
     return metrics

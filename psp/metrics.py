@@ -11,6 +11,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from psp.modes import eval_mode
+
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -31,13 +33,10 @@ def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
                if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(example[:1])
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     return macs

@@ -18,7 +18,7 @@ class PruneSettings:
     importance: str = _opt("l2", "channel importance", ("l2", "l1", "l2_sum", "random"))
     selection: str = _opt("global", "one ranking over all groups, or the same ratio per group", ("global", "uniform"))
     ratio: float | None = _opt(None, "fraction of channels to remove, 0 < R < 1")
-    target_macs: float | None = _opt(None, "keep 1/X of the dense MACs, X > 1 (within ±2 %)")
+    target_macs: float | None = _opt(None, "keep 1/X of the dense MACs, X > 1 (within ±2 %%)")
     min_channels: int = _opt(1, "never keep fewer channels than this in any group")
     round_to: int = _opt(1, "round kept channel counts to a multiple of this")
     # Calibration data
@@ -45,7 +45,7 @@ class PruneSettings:
     layer_epochs: int = _opt(10, "AdaPrune/gAP epochs per layer")
     # Retraining baselines (L1, GReg, DepGraph)
     epochs: int = _opt(1, "fine-tuning epochs of retraining baselines (the papers used 100+)")
-    train_subset: int | None = _opt(10000, "fine-tune on this many training images per epoch (all if unset)")
+    train_subset: int | None = _opt(10000, "fine-tune on this many training images per epoch (0: all)")
     finetune_lr: float = _opt(0.01, "SGD learning rate of fine-tuning")
     reg_epochs: int = _opt(1, "regularisation epochs of GReg/DepGraph before removal")
     greg_ceiling: float = _opt(1.0, "GReg: the penalty grows linearly to this value over --reg-epochs")

@@ -10,6 +10,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from psp.modes import eval_mode
 from psp.structure.rules import CUSTOM_PRUNERS
 
 
@@ -22,33 +23,30 @@ class ChannelGroup:
     group: tp.dependency.Group  # the full group (all indices) in the graph it was built from
 
 
-def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
-    """The last conv or linear layer to run in a forward pass: the classifier, which is never pruned."""
-    order: list[nn.Module] = []
-    handles = [m.register_forward_hook(lambda m, i, o: order.append(m)) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
+def execution_order(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """Names of the conv and linear layers in the order a forward pass first runs them."""
+    names = {m: n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    order: dict[str, None] = {}
+    handles = [m.register_forward_hook(lambda m, i, o: order.setdefault(names[m])) for m in names]
     try:
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(example[:1])
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
-    return order[-1]
+    return list(order)
+
+
+def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The last conv or linear layer to run in a forward pass: the classifier, which is never pruned."""
+    return model.get_submodule(execution_order(model, example)[-1])
 
 
 def build_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
     """Trace ``model`` (in eval mode, restored afterwards) with the suite's custom pruning rules."""
-    was_training = model.training
-    try:
-        with torch.enable_grad():
-            graph = tp.DependencyGraph().build_dependency(
-                model, example_inputs=example[:1], customized_pruners=CUSTOM_PRUNERS, verbose=False)
-    finally:
-        model.train(was_training)
-    return graph
+    with eval_mode(model), torch.enable_grad():
+        return tp.DependencyGraph().build_dependency(
+            model, example_inputs=example[:1], customized_pruners=CUSTOM_PRUNERS, verbose=False)
 
 
 def channel_groups(model: nn.Module, example: torch.Tensor,

@@ -1,0 +1,179 @@
+"""The Snakemake workflow: lint, a dry run of every shipped config, config validation, and one tiny end-to-end run
+(tables, figures, claims, a rerun of the table rules, and a method registered from outside the package).
+
+Snakemake runs in subprocesses with the Python of this interpreter; the end-to-end run works in ``tmp_path`` with
+links to the repository's Snakefile and workflow/.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from psp.settings import PruneSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p.name for p in (ROOT / "config").glob("*.yaml"))
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DESIGN_SETTINGS = {"ratio", "target_macs", "samples", "seed"}  # set by the wildcards, not by the config
+TABLES = ["comparison", "ablation", "calibration"]
+FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "ablation", "layer_updates", "speedup_vs_macs"]
+
+TOY_MODULE = '''"""A method registered from outside the package (the workflow test's `method_modules` entry)."""
+
+import copy
+
+from psp.methods import MethodResult, register_method
+from psp.structure.removal import remove_channels
+
+
+@register_method("toy", uses="none", summary="test-only copy of oneshot, registered outside the package")
+def toy(ctx):
+    selection = ctx.select()
+    return MethodResult(remove_channels(copy.deepcopy(ctx.model), selection, ctx.example), selection)
+'''
+
+TINY_CONFIG = {
+    "datasets": {"mnist5k": "mnist5k"},
+    "models": {"tiny": {"arch": "resnet8_tiny", "epochs": 1, "seed": 0}},
+    "methods": ["oneshot", "oneshot_bn", "psp", "toy"],
+    "targets": [2.0],
+    "seeds": [0, 1],
+    "samples": [32],
+    "default_samples": 32,
+    "sweep_methods": ["psp"],
+    "method_settings": {"psp": {"penalty_epochs": 1, "rec_epochs": 1}},
+    "method_modules": ["toy_methods"],
+}
+
+
+def snakemake(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run Snakemake with this interpreter; `psp` and `snakemake` resolve to the same environment."""
+    bindir = str(Path(sys.executable).parent)
+    env = (env or os.environ) | {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def output(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_lint_is_clean():
+    result = snakemake("--lint", "--nolock")
+    assert result.returncode == 0, output(result)
+    assert "Congratulations" in output(result)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("config", CONFIGS)
+def test_dry_run_of_every_shipped_config(config):
+    """Data roots and checkpoints are job-time checks: every config builds its DAG without them."""
+    result = snakemake("-n", "--nolock", "--configfile", f"config/{config}")
+    assert result.returncode == 0, output(result)
+    text = output(result)
+    assert "prune_model" in text or "Nothing to be done" in text, text
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("change", "named"), [
+    ({"seedz": [0, 1, 2]}, "seedz"),
+    ({"targets": [0.5]}, "targets"),
+    ({"method_settings": {"psp": {"penalty_epoch": 4}}}, "penalty_epoch"),
+    ({"methods": ["psp", "no_such_method"]}, "no_such_method"),
+])
+def test_bad_config_is_rejected_naming_the_key(tmp_path, change, named):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text()) | change
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "--nolock", "--configfile", str(path))
+    assert result.returncode != 0
+    assert named in output(result), output(result)
+
+
+def test_schema_settings_match_the_library():
+    """Every `psp prune` setting can be written in the config, with the library's default."""
+    schema = yaml.safe_load(SCHEMA.read_text())
+    properties = schema["$defs"]["settings"]["properties"]
+    library = {f.name: f.default for f in fields(PruneSettings) if f.name not in DESIGN_SETTINGS}
+    assert sorted(properties) == sorted(library), "workflow/schemas/config.schema.yaml $defs.settings is out of date"
+    assert {k: v["default"] for k, v in properties.items()} == library
+
+
+def _check_every_key_documented(node: dict, where: str) -> None:
+    if node.get("type") == "object" and "properties" in node:
+        assert node.get("additionalProperties") is False, f"{where}: additionalProperties must be false"
+        for key, sub in node["properties"].items():
+            assert "description" in sub and "default" in sub, f"{where}.{key}: needs description and default"
+            _check_every_key_documented(sub, f"{where}.{key}")
+    if isinstance(node.get("additionalProperties"), dict):
+        _check_every_key_documented(node["additionalProperties"], f"{where}.*")
+
+
+def test_schema_documents_every_key():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    _check_every_key_documented(schema, "config")
+    _check_every_key_documented(schema["$defs"]["settings"], "settings")
+
+
+def _tables(folder: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_csv(folder / f"{name}.csv") for name in ["runs", *TABLES]}
+
+
+def _without_times(frame: pd.DataFrame) -> pd.DataFrame:
+    timed = ("seconds", "latency", "speedup", "time")
+    return frame[[c for c in frame.columns if not any(word in c for word in timed)]]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_tiny_end_to_end_run(tmp_path):
+    """A tiny run produces every table, figure and claims.md; nothing is left to do afterwards; the table rules
+    rerun to identical tables; a method from a `method_modules` entry reaches the comparison table."""
+    (tmp_path / "Snakefile").symlink_to(ROOT / "Snakefile")
+    (tmp_path / "workflow").symlink_to(ROOT / "workflow")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    (tmp_path / "modules").mkdir()
+    (tmp_path / "modules" / "toy_methods.py").write_text(TOY_MODULE)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path / "modules"),
+                                                                     os.environ.get("PYTHONPATH")]))}
+
+    result = snakemake("--cores", "2", cwd=tmp_path, env=env, timeout=840)
+    assert result.returncode == 0, output(result)[-5000:]
+    tables, figures = tmp_path / "results" / "tables", tmp_path / "results" / "figures"
+    for name in TABLES:
+        for ext in ("csv", "md", "tex"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
+    for name in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (figures / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
+    claims = (tables / "claims.md").read_text()
+    assert all(f"C{i}" in claims for i in range(1, 9))
+
+    runs = pd.read_csv(tables / "runs.csv")
+    assert len(runs) == 4 * 2  # 4 methods x 1 target x 1 size x 2 seeds
+    assert sorted(runs.loc[runs["method"] == "oneshot", "samples"].unique()) == [0]
+    assert runs["path"].str.match(r"results/mnist5k/tiny/\w+/2\.0/n\d+/s\d/metrics\.json").all()
+    comparison = pd.read_csv(tables / "comparison.csv")
+    assert "toy" in set(comparison["method"]), "a method_modules method must reach the comparison table"
+    assert "toy" in (tables / "comparison.md").read_text()
+
+    again = snakemake("-n", cwd=tmp_path, env=env)
+    assert "Nothing to be done" in output(again), output(again)
+
+    before = _tables(tables)
+    shutil.rmtree(tables)
+    targets = [f"results/tables/{name}.csv" for name in TABLES] + ["results/tables/claims.md"]
+    rerun = snakemake("--cores", "2", *targets, cwd=tmp_path, env=env)
+    assert rerun.returncode == 0, output(rerun)[-5000:]
+    after = _tables(tables)
+    for name in before:
+        pd.testing.assert_frame_equal(_without_times(before[name]), _without_times(after[name]), obj=name)

@@ -1,0 +1,26 @@
+# Collect: every run's metrics.json into one tidy CSV (one row per run), and every PSP variant's per-layer weight
+# change into another.
+
+
+rule collect_runs:
+    input:
+        run_metrics,
+    output:
+        runs=report(
+            "results/tables/runs.csv",
+            caption="../report/table_runs.rst",
+            category="Tables",
+            labels={"table": "runs", "format": "csv"},
+        ),
+        layers="results/tables/layer_updates.csv",
+    log:
+        "logs/tables/collect_runs.log",
+    benchmark:
+        "results/benchmarks/tables/collect_runs.tsv"
+    params:
+        runs=run_params,
+    threads: 1
+    conda:
+        "../envs/psp.yaml"
+    script:
+        "../scripts/collect_runs.py"

@@ -1,0 +1,242 @@
+# Config validation, the design (which runs exist), wildcard constraints and every input/params function.
+# The stage files (base, prune, collect, tables, figures) hold rules only.
+
+import copy
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+# ----- configuration -----------------------------------------------------------------------------------------------
+
+
+def _replace_embedded_config():
+    """A --configfile on the command line replaces config/config.yaml instead of being merged into it: a merge would
+    silently add the default's datasets, models and tiny budgets to a paper config."""
+    if workflow.overwrite_configfiles and not workflow.config_settings.replace_workflow_config:
+        config.clear()
+        config.update(copy.deepcopy(dict(workflow.config_settings.overwrite_config)))
+
+
+_replace_embedded_config()
+USER_CONFIG = copy.deepcopy(config)  # as written, before the schema fills in defaults (settings passed as flags)
+validate(config, schema="../schemas/config.schema.yaml")
+
+# The library is imported only after the schema check, so a bad config fails in a second, not after torch loads.
+from psp.errors import UsageError
+from psp.methods import get_method, list_methods, load_method_modules
+from psp.models import is_model
+
+
+def _registered_methods():
+    """Load method_modules, then check the configured methods against the registry (the schema cannot know it)."""
+    try:
+        load_method_modules(config["method_modules"])
+    except UsageError as e:
+        raise ValueError(f"config key method_modules: {e}") from None
+    registered = list_methods()
+    wanted = registered if config["methods"] == "all" else config["methods"]
+    for key, names in (("methods", wanted), ("method_settings", list(config["method_settings"]))):
+        unknown = [name for name in names if name not in registered]
+        if unknown:
+            raise ValueError(
+                f"config key {key}: unknown method(s) {', '.join(unknown)}; registered: {', '.join(registered)}"
+            )
+    return {name: get_method(name).uses for name in wanted}
+
+
+def _check_models():
+    for key, model in config["models"].items():
+        model["arch"] = model["arch"] or key
+        if not is_model(model["arch"]):
+            raise ValueError(f"config key models.{key}.arch: unknown architecture {model['arch']!r} (see `psp list`)")
+
+
+def _psp_command():
+    """The `psp` installed beside Snakemake's Python (a venv, activated or not), else `psp` from the jobs' PATH (e.g.
+    the conda env of --sdm conda). The same string in every invocation, so the params trigger stays quiet."""
+    beside = Path(sys.executable).with_name("psp")
+    return shlex.quote(str(beside)) if beside.is_file() else "psp"
+
+
+PSP = _psp_command()
+METHOD_USES = _registered_methods()  # method -> 'calibration' | 'labels' | 'none', in config order
+_check_models()
+DATASETS = list(config["datasets"])
+MODELS = list(config["models"])
+TRAINED_MODELS = [m for m in MODELS if config["models"][m]["checkpoint"] is None]
+IMPORTED_MODELS = [m for m in MODELS if config["models"][m]["checkpoint"] is not None]
+SWEEP_METHODS = [
+    m
+    for m in METHOD_USES
+    if METHOD_USES[m] == "calibration" and (config["sweep_methods"] == "all" or m in config["sweep_methods"])
+]
+SWEEP_TARGETS = config["targets"] if config["sweep_targets"] == "all" else config["sweep_targets"]
+
+
+def _check_sweep_targets():
+    """sweep_targets must be among targets (the schema cannot compare two keys)."""
+    stray = [t for t in SWEEP_TARGETS if float(t) not in map(float, config["targets"])]
+    if stray:
+        raise ValueError(f"config key sweep_targets: {stray} not in targets {config['targets']}")
+
+
+_check_sweep_targets()
+
+
+def target_label(target):
+    """The {target} path component of a MACs reduction: 2 -> '2.0', 2.14 -> '2.14'."""
+    return repr(float(target))
+
+
+def samples_labels(method, target):
+    """The calibration sizes a method runs with at a target: n0 for methods reading no data, the default size for
+    'labels' methods (which read the labeled training split instead) and for calibration methods outside the sweep
+    (sweep_methods x sweep_targets)."""
+    uses = METHOD_USES[method]
+    if uses == "none":
+        return [0]
+    if method in SWEEP_METHODS and float(target) in map(float, SWEEP_TARGETS):
+        return sorted(set(config["samples"]) | {config["default_samples"]})
+    return [config["default_samples"]]
+
+
+def alternatives(names):
+    """A wildcard regex matching exactly these names (nothing when the list is empty)."""
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
+wildcard_constraints:
+    dataset=alternatives(DATASETS),
+    model=alternatives(MODELS),
+    method=alternatives(list(METHOD_USES)),
+    target=r"\d+(\.\d+)?",
+    samples=r"\d+",
+    seed=r"\d+",
+
+
+# ----- the design ----------------------------------------------------------------------------------------------------
+
+RUN_PATTERN = "results/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/metrics.json"
+TABLES = ["comparison", "ablation", "calibration"]
+FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "ablation", "layer_updates", "speedup_vs_macs"]
+
+
+def run_identities():
+    """One dict per pruning run of the design (the path is the identity)."""
+    return [
+        {"dataset": d, "model": m, "method": method, "target": target_label(t), "samples": n, "seed": s}
+        for d in DATASETS
+        for m in MODELS
+        for method in METHOD_USES
+        for t in config["targets"]
+        for n in samples_labels(method, t)
+        for s in config["seeds"]
+    ]
+
+
+def run_metrics(wildcards):
+    return [RUN_PATTERN.format(**run) for run in run_identities()]
+
+
+def run_params(wildcards):
+    return run_identities()
+
+
+def get_final_output():
+    return [
+        "results/tables/runs.csv",
+        "results/tables/claims.md",
+        "results/tables/claims.csv",
+        *expand("results/tables/{table}.{ext}", table=TABLES, ext=["csv", "md", "tex"]),
+        *expand("results/figures/{figure}.{ext}", figure=FIGURES, ext=["png", "pdf"]),
+    ]
+
+
+# ----- base models ---------------------------------------------------------------------------------------------------
+
+
+def model_config(wildcards):
+    return config["models"][wildcards.model]
+
+
+def data_spec(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def model_arch(wildcards):
+    return model_config(wildcards)["arch"]
+
+
+def normalize_flag(wildcards):
+    normalize = model_config(wildcards)["normalize"]
+    return f"--normalize {normalize}" if normalize else ""
+
+
+def train_flags(wildcards):
+    m = model_config(wildcards)
+    return f"--epochs {m['epochs']} --seed {m['seed']} --lr {m['lr']} --batch-size {m['batch_size']}"
+
+
+def base_checkpoint(wildcards):
+    """The checkpoint pruned for a (dataset, model): the trained model.pt, or the configured file (checked when the
+    job starts, so a dry run needs no data)."""
+    path = model_config(wildcards)["checkpoint"]
+    if path is None:
+        return f"results/{wildcards.dataset}/{wildcards.model}/base/model.pt"
+    return path.replace("{dataset}", wildcards.dataset)
+
+
+def base_model_inputs(wildcards):
+    inputs = {"base": f"results/{wildcards.dataset}/{wildcards.model}/base/metrics.json"}
+    if model_config(wildcards)["checkpoint"] is None:
+        inputs["checkpoint"] = base_checkpoint(wildcards)
+    return inputs
+
+
+# ----- pruning -------------------------------------------------------------------------------------------------------
+
+
+def _flag(name, value):
+    """A `psp prune` flag: `--penalty-epochs 4`, or `--balanced` / `--no-balanced` for a boolean."""
+    dashed = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{dashed}" if value else f"--no-{dashed}"
+    return f"--{dashed} {shlex.quote(str(value))}"
+
+
+def method_settings(method):
+    """The settings written in the config for a method: `settings`, then `method_settings.<method>` on top."""
+    return USER_CONFIG.get("settings", {}) | USER_CONFIG.get("method_settings", {}).get(method, {})
+
+
+def prune_flags(wildcards):
+    """Everything `psp prune` needs besides method, checkpoint, target, seed and out."""
+    flags = [f"--model {model_arch(wildcards)}", f"--data {shlex.quote(data_spec(wildcards))}", normalize_flag(wildcards)]
+    settings = sorted(method_settings(wildcards.method).items())
+    flags += [_flag(name, value) for name, value in settings if value is not None]
+    flags += [f"--method-module {module}" for module in config["method_modules"]]
+    return " ".join(f for f in flags if f)
+
+
+def prune_samples(wildcards):
+    """--samples: the path's n, or the default size for methods that read no calibration images (n0, 'labels')."""
+    return int(wildcards.samples) or config["default_samples"]
+
+
+# ----- tables, figures and claims --------------------------------------------------------------------------------------
+
+
+def design_params():
+    """What the table, figure and claim scripts need to know about the design."""
+    return {
+        "default_samples": config["default_samples"],
+        "targets": [target_label(t) for t in config["targets"]],
+        "seeds": config["seeds"],
+        "methods": METHOD_USES,
+        "sweep_methods": SWEEP_METHODS,
+        "sweep_targets": [target_label(t) for t in SWEEP_TARGETS],
+    }

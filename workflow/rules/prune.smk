@@ -1,0 +1,27 @@
+# Pruning: one `psp prune` run per dataset x model x method x target x calibration size x seed.
+# The path is the identity; the run folder also holds model.pt, selection.json and, for PSP variants, losses.csv
+# and weight_change.csv (read by collect_runs next to metrics.json).
+
+
+rule prune_model:
+    input:
+        unpack(base_model_inputs),
+    output:
+        metrics="results/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/metrics.json",
+    log:
+        "logs/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/prune.log",
+    benchmark:
+        "results/benchmarks/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/prune.tsv"
+    params:
+        psp=PSP,
+        checkpoint=base_checkpoint,
+        samples=prune_samples,
+        flags=prune_flags,
+        out=subpath(output.metrics, parent=True),
+    threads: 1
+    conda:
+        "../envs/psp.yaml"
+    shell:
+        "{params.psp} prune --method {wildcards.method} --checkpoint {params.checkpoint:q} --target-macs {wildcards.target} "
+        "--samples {params.samples} --seed {wildcards.seed} --out {params.out:q} --threads {threads} {params.flags} "
+        "> {log:q} 2>&1"

@@ -1,0 +1,285 @@
+"""Verdicts on the paper's claims C1–C8 (../shared/docs/method.md) from this run's own numbers, by stated rules.
+
+Differences are paired by seed (same calibration draw). A claimed difference "A better than B" holds when the mean of
+A − B exceeds two standard errors over at least three seeds. Claims compared over several targets (or methods) hold
+when every comparison holds. Budgets below the paper's mark a verdict budget-limited; absent methods mark it
+'not run'.
+"""
+
+import math
+
+import pandas as pd
+from summaries import SETUP, main_runs, paired_difference, pm, read_runs, start_log, sweep_runs
+
+# The paper's budgets (method.md): retraining baselines fine-tune 100 epochs; PSP runs 20 + 10 epochs; the draw
+# study used ten draws; the calibration-size study spans 128 ... 5120 images.
+PAPER = {"retrain_epochs": 100, "penalty_epochs": 20, "rec_epochs": 10, "draws": 10, "samples": (128, 5120)}
+POST_TRAINING = ["adaprune", "gap", "neuron_merging"]
+CLAIMS = {
+    "C1": "At matched FLOPs reduction, PSP is more accurate than the other post-training methods (AdaPrune, gAP, "
+          "Neuron Merging).",
+    "C2": "PSP matches retraining-based pruning (L1 with fine-tuning) without any retraining.",
+    "C3": "Phase 1 (the sparsity penalty) matters: without it accuracy drops.",
+    "C4": "Reconstruction matters: without phase-2 training accuracy drops sharply.",
+    "C5": "Balanced updates matter: one learning rate for all layers over-updates early layers and loses accuracy.",
+    "C6": "The result is insensitive to which calibration images are drawn (ten draws within about 0.2 points).",
+    "C7": "Accuracy rises with the number of calibration images and saturates (128 … 5120).",
+    "C8": "Recovery takes minutes, orders of magnitude less than retraining.",
+}
+RULES = {
+    "C1": "PSP − B > 2 SE for every post-training baseline B present and every target.",
+    "C2": "PSP is not significantly worse than the retraining method: PSP − R ≥ −2 SE at every target (L1 when "
+          "present, otherwise every retraining method present).",
+    "C3": "psp − psp_no_penalty > 2 SE at every target.",
+    "C4": "psp − psp_no_rec > 2 SE at every target (the size of the drop is reported).",
+    "C5": "psp − psp_no_balance > 2 SE in top-1 and, in the first half of the layers, the phase-2 relative weight "
+          "change of psp_no_balance − psp > 2 SE, at every target.",
+    "C6": "range (max − min) of PSP top-1 over seeds (= calibration draws) ≤ 0.2 points at every target, with ≥ 3 "
+          "seeds.",
+    "C7": "PSP top-1 at the largest size − at the smallest > 2 SE (rises) and the gain of the last step (two largest "
+          "sizes) ≤ 2 SE (saturates), at every target; needs ≥ 3 sizes.",
+    "C8": "retraining seconds − PSP seconds > 2 SE and the ratio of means ≥ 10, at every target.",
+}
+
+
+def outcome(d: dict, claimed: str = "greater") -> str:
+    """'holds', 'opposite', 'not significant' or 'too few seeds' for a paired difference ``d`` (A − B)."""
+    if d["n"] < 3 or not math.isfinite(d["se"]):
+        return "too few seeds"
+    if claimed == "not_worse":
+        return "holds" if d["diff"] >= -2 * d["se"] else "opposite"
+    if d["diff"] > 2 * d["se"]:
+        return "holds"
+    return "opposite" if d["diff"] < -2 * d["se"] else "not significant"
+
+
+def combine(outcomes: list[str]) -> str:
+    if not outcomes:
+        return "not run"
+    if "too few seeds" in outcomes:
+        return "inconclusive"
+    held = outcomes.count("holds")
+    if held == len(outcomes):
+        return "holds"
+    return "does not hold" if held == 0 else f"mixed ({held} of {len(outcomes)} comparisons hold)"
+
+
+def describe(d: dict) -> str:
+    return f"Δ = {pm(d['diff'], 2 * d['se'])} (± 2 SE, {d['n']} seeds{'' if d['paired'] else ', unpaired'})"
+
+
+def summary(runs: pd.DataFrame, method: str, column: str = "top1_pct", unit: str = "%", digits: int = 2) -> str:
+    values = runs.loc[runs["method"] == method, column]
+    return f"{method} {pm(values.mean(), values.std(ddof=1), digits)} {unit}".rstrip()
+
+
+def budget_notes(runs: pd.DataFrame, methods: list[str], psp: bool = True, retrain: list[str] | None = None) -> list:
+    """Why a verdict is budget-limited (empty when the run's budgets reach the paper's)."""
+    notes = []
+    rows = runs[runs["method"].isin(methods)]
+    if psp and not rows.empty:
+        for key in ("penalty_epochs", "rec_epochs"):
+            used = rows[f"settings.{key}"].max()
+            if used < PAPER[key]:
+                notes.append(f"{key} {used:g} < paper {PAPER[key]}")
+    for method in retrain or []:
+        used = runs.loc[runs["method"] == method, "settings.epochs"].max()
+        if used < PAPER["retrain_epochs"]:
+            notes.append(f"{method} retrains {used:g} epochs < paper {PAPER['retrain_epochs']}")
+    return notes
+
+
+def difference_claim(main: pd.DataFrame, a: str, others: list[str], claimed: str = "greater") -> tuple[list, list]:
+    outcomes, lines = [], []
+    for target, group in main.groupby("target", sort=True):
+        for b in others:
+            d = paired_difference(group[group["method"] == a], group[group["method"] == b], "top1_pct")
+            outcomes.append(outcome(d, claimed))
+            lines.append(f"{target:g}×: {summary(group, a)} vs {summary(group, b)}; {a} − {b}: {describe(d)} → "
+                         f"{outcomes[-1]}")
+    return outcomes, lines
+
+
+def claim_c1(main, present, layers, runs, design):
+    baselines = [m for m in POST_TRAINING if m in present]
+    if "psp" not in present or not baselines:
+        return "not run", [f"needs psp and at least one of {', '.join(POST_TRAINING)}"], []
+    outcomes, lines = difference_claim(main, "psp", baselines)
+    return combine(outcomes), lines, budget_notes(main, ["psp"])
+
+
+def claim_c2(main, present, layers, runs, design):
+    retrain = ["l1"] if "l1" in present else [m for m, u in design["methods"].items() if u == "labels"]
+    if "psp" not in present or not retrain:
+        return "not run", ["needs psp and l1 (or another retraining method)"], []
+    outcomes, lines = difference_claim(main, "psp", retrain, claimed="not_worse")
+    if retrain != ["l1"]:
+        lines.insert(0, f"l1 absent: compared with the retraining methods present ({', '.join(retrain)})")
+    return combine(outcomes), lines, budget_notes(main, ["psp"], retrain=retrain)
+
+
+def _ablation_claim(ablated):
+    def claim(main, present, layers, runs, design):
+        if "psp" not in present or ablated not in present:
+            return "not run", [f"needs psp and {ablated}"], []
+        outcomes, lines = difference_claim(main, "psp", [ablated])
+        return combine(outcomes), lines, budget_notes(main, ["psp", ablated])
+    return claim
+
+
+def claim_c5(main, present, layers, runs, design):
+    verdict, lines, notes = _ablation_claim("psp_no_balance")(main, present, layers, runs, design)
+    if verdict == "not run":
+        return verdict, lines, notes
+    accuracy = [line.rsplit("→ ", 1)[1] for line in lines]
+    layer_outcomes = []
+    rows = layers[layers["method"].isin(["psp", "psp_no_balance"])
+                  & (layers["samples"] == design["default_samples"])]
+    if rows.empty:
+        lines.append("no per-layer weight change recorded")
+    else:
+        half = rows.groupby(SETUP + ["method", "target", "seed"])["layer_index"].transform("max") / 2
+        early = (rows[rows["layer_index"] < half].groupby(["method", "target", "seed"])["relative_change"].mean()
+                 .rename("early").reset_index())
+        for target, group in early.groupby("target", sort=True):
+            d = paired_difference(group[group["method"] == "psp_no_balance"], group[group["method"] == "psp"],
+                                  "early")
+            layer_outcomes.append(outcome(d))
+            lines.append(f"{target:g}×: early-layer relative weight change in phase 2, "
+                         f"{summary(group, 'psp_no_balance', 'early', '', 4)} vs "
+                         f"{summary(group, 'psp', 'early', '', 4)}; "
+                         f"psp_no_balance − psp: {pm(d['diff'], 2 * d['se'], 4)} (± 2 SE) → {layer_outcomes[-1]}")
+    return combine(accuracy + layer_outcomes), lines, notes
+
+
+def claim_c6(main, present, layers, runs, design):
+    if "psp" not in present:
+        return "not run", ["needs psp"], []
+    outcomes, lines = [], []
+    for target, group in main[main["method"] == "psp"].groupby("target", sort=True):
+        values = group["top1_pct"]
+        spread = values.max() - values.min()
+        ok = "too few seeds" if len(values) < 3 else ("holds" if spread <= 0.2 else "opposite")
+        outcomes.append(ok)
+        lines.append(f"{target:g}×: psp top-1 over {len(values)} draws {values.min():.2f} … {values.max():.2f} % "
+                     f"(range {spread:.2f} points, std {values.std(ddof=1):.2f}) → {ok}")
+    draws = main.loc[main["method"] == "psp", "seed"].nunique()
+    notes = budget_notes(main, ["psp"]) + ([f"{draws} draws < paper {PAPER['draws']}"] if draws < PAPER["draws"]
+                                           else [])
+    return combine(outcomes), lines, notes
+
+
+def claim_c7(main, present, layers, runs, design):
+    sweep = sweep_runs(runs, design)
+    sweep = sweep[sweep["method"] == "psp"]
+    sizes = sorted(sweep["samples"].unique())
+    if "psp" not in design["sweep_methods"] or len(sizes) < 2:
+        return "not run", ["needs psp in sweep_methods with at least two calibration sizes"], []
+    outcomes, lines = [], []
+    for target, group in sweep.groupby("target", sort=True):
+        by_size = {n: group[group["samples"] == n] for n in sizes}
+        means = ", ".join(f"{n}: {pm(g['top1_pct'].mean(), g['top1_pct'].std(ddof=1))}" for n, g in by_size.items())
+        rise = paired_difference(by_size[sizes[-1]], by_size[sizes[0]], "top1_pct")
+        rises = outcome(rise)
+        if len(sizes) < 3:
+            ok, last_text = "too few seeds", "saturation needs ≥ 3 sizes"
+        else:
+            last = paired_difference(by_size[sizes[-1]], by_size[sizes[-2]], "top1_pct")
+            saturates = outcome(last) in ("not significant", "opposite")
+            ok = "holds" if rises == "holds" and saturates else ("too few seeds" if rises == "too few seeds"
+                                                                 else "opposite")
+            state = "saturates" if saturates else "still rising"
+            last_text = f"last step {sizes[-2]}→{sizes[-1]}: {describe(last)} ({state})"
+        outcomes.append(ok)
+        lines.append(f"{target:g}×: psp top-1 % by images {means}; {sizes[0]}→{sizes[-1]}: {describe(rise)} "
+                     f"({rises}); {last_text} → {ok}")
+    notes = budget_notes(runs, ["psp"])
+    if sizes[0] > PAPER["samples"][0] or sizes[-1] < PAPER["samples"][1]:
+        notes.append(f"sizes {sizes[0]}…{sizes[-1]} narrower than the paper's {PAPER['samples'][0]}…"
+                     f"{PAPER['samples'][1]}")
+    return combine(outcomes), lines, notes
+
+
+def claim_c8(main, present, layers, runs, design):
+    retrain = [m for m, u in design["methods"].items() if u == "labels" and m in present]
+    if "psp" not in present or not retrain:
+        return "not run", ["needs psp and a retraining method (uses labels: l1, greg, depgraph)"], []
+    outcomes, lines = [], []
+    for target, group in main.groupby("target", sort=True):
+        psp = group[group["method"] == "psp"]
+        for method in retrain:
+            other = group[group["method"] == method]
+            d = paired_difference(other, psp, "seconds")
+            ratio = other["seconds"].mean() / psp["seconds"].mean()
+            epochs = other["settings.epochs"].max()
+            scaled = ratio * PAPER["retrain_epochs"] / epochs if epochs else math.nan
+            ok = outcome(d)
+            ok = "opposite" if ok == "holds" and ratio < 10 else ok
+            outcomes.append(ok)
+            lines.append(f"{target:g}×: {summary(group, 'psp', 'seconds', 's')} vs "
+                         f"{summary(group, method, 'seconds', 's')} ({epochs:g} epoch(s)); ratio {ratio:.1f}× "
+                         f"(≈ {scaled:.0f}× at the paper's "
+                         f"{PAPER['retrain_epochs']} epochs); {method} − psp: {pm(d['diff'], 2 * d['se'], 1)} s "
+                         f"(± 2 SE) → {ok}")
+    return combine(outcomes), lines, budget_notes(main, ["psp"], retrain=retrain)
+
+
+ASSESS = {"C1": claim_c1, "C2": claim_c2, "C3": _ablation_claim("psp_no_penalty"), "C4": _ablation_claim("psp_no_rec"),
+          "C5": claim_c5, "C6": claim_c6, "C7": claim_c7, "C8": claim_c8}
+
+
+def assess(runs: pd.DataFrame, layers: pd.DataFrame, design: dict) -> pd.DataFrame:
+    rows = []
+    for (dataset, model), setup_runs in runs.groupby(SETUP, sort=True):
+        main = main_runs(setup_runs, design["default_samples"])
+        present = set(main["method"])
+        setup_layers = layers[(layers["dataset"] == dataset) & (layers["model"] == model)]
+        for claim, fn in ASSESS.items():
+            verdict, lines, notes = fn(main, present, setup_layers, setup_runs, design)
+            limited = bool(notes) and verdict != "not run"
+            rows.append({"dataset": dataset, "model": model, "claim": claim, "verdict": verdict,
+                         "budget_limited": limited, "budget": "; ".join(notes), "numbers": " | ".join(lines)})
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame, design: dict) -> str:
+    out = ["# Claims C1–C8: verdicts from this run", "",
+           "Generated from results/tables/runs.csv by the psp-bench workflow: the numbers are this run's, not the "
+           "paper's. Top-1 in %, differences in points, mean ± std over seeds unless marked ± 2 SE.", "",
+           "**Rule.** Differences are paired by seed (the same calibration draw). A claimed difference (A better than "
+           "B) *holds* when the mean of A − B exceeds two standard errors over at least three seeds, is *opposite* "
+           "when B − A does, and *not significant* otherwise; with fewer than three seeds it is *inconclusive*. "
+           "Over targets and compared methods a claim *holds* when every comparison holds, *does not hold* when none "
+           "does, and is *mixed* otherwise. A verdict is *budget-limited* when the run's budget is below the "
+           f"paper's (PSP {PAPER['penalty_epochs']} + {PAPER['rec_epochs']} epochs, retraining "
+           f"{PAPER['retrain_epochs']} epochs, {PAPER['draws']} draws, {PAPER['samples'][0]}…{PAPER['samples'][1]} "
+           "images), and *not run* when the methods it needs are absent. Per-claim rules are listed below.", "",
+           f"Main comparisons use {design['default_samples']} calibration images; seeds: "
+           f"{', '.join(map(str, design['seeds']))}.", ""]
+    for (dataset, model), part in table.groupby(SETUP, sort=True):
+        out += [f"## {dataset} / {model}", "", "| claim | verdict | budget-limited |", "| --- | --- | --- |"]
+        for row in part.itertuples():
+            out.append(f"| {row.claim} | {row.verdict} | {'yes' if row.budget_limited else 'no'} |")
+        out.append("")
+        for row in part.itertuples():
+            out += [f"### {row.claim}: {CLAIMS[row.claim]}", "",
+                    f"**Verdict: {row.verdict}**{' (budget-limited: ' + row.budget + ')' if row.budget_limited else ''}"
+                    f". Rule: {RULES[row.claim]}", ""]
+            out += [f"- {line}" for line in row.numbers.split(" | ") if line] + [""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main(smk) -> None:
+    log = start_log(smk.log[0])
+    design = smk.params.design
+    runs = read_runs(smk.input.runs)
+    layers = pd.read_csv(smk.input.layers)
+    table = assess(runs, layers, design)
+    table.to_csv(smk.output.csv, index=False)
+    with open(smk.output.md, "w") as f:
+        f.write(markdown(table, design))
+    log.info("claims: %s", ", ".join(f"{r.claim}={r.verdict}" for r in table.itertuples()))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

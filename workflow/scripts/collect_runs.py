@@ -1,0 +1,57 @@
+"""Collect every run's metrics.json into one tidy CSV (one row per run), and the per-layer weight change that PSP
+variants write beside it (weight_change.csv) into another.
+
+The identity columns (dataset, model, method, target, samples, seed) come from the path; metrics that would clash
+are renamed: ``model`` (the architecture) -> ``arch``, ``data`` -> ``data_spec``, ``samples`` (images actually drawn,
+0 for methods that read none) -> ``samples_drawn``. The run's settings become ``settings.<name>`` columns.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from summaries import ID_COLUMNS, start_log
+
+RENAMED = {"model": "arch", "data": "data_spec", "samples": "samples_drawn"}
+
+
+def flatten(metrics: dict) -> dict:
+    row = {}
+    for key, value in metrics.items():
+        if key == "settings":
+            row |= {f"settings.{k}": v for k, v in sorted(value.items())}
+        elif isinstance(value, dict | list):
+            row[key] = json.dumps(value, sort_keys=True)
+        else:
+            row[RENAMED.get(key, key)] = value
+    return row
+
+
+def main(smk) -> None:
+    log = start_log(smk.log[0])
+    rows, layers = [], []
+    for run, path in zip(smk.params.runs, smk.input, strict=True):
+        metrics = json.loads(Path(path).read_text())
+        if metrics.get("method") != run["method"] or metrics.get("seed") != run["seed"]:
+            raise ValueError(f"{path}: metrics say method={metrics.get('method')!r} seed={metrics.get('seed')!r}, "
+                             f"the path says {run['method']!r} / {run['seed']}")
+        metrics.pop("method"), metrics.pop("seed")
+        rows.append(run | {"path": path} | flatten(metrics))
+        changes = Path(path).with_name("weight_change.csv")
+        if changes.is_file():
+            table = pd.read_csv(changes)
+            for key in reversed(ID_COLUMNS):
+                table.insert(0, key, run[key])
+            layers.append(table)
+    runs = pd.DataFrame(rows).sort_values(ID_COLUMNS, kind="stable")
+    first = ID_COLUMNS + ["path", "settings_hash", "uses"]
+    runs = runs[first + [c for c in runs.columns if c not in first]]
+    runs.to_csv(smk.output.runs, index=False)
+    columns = ID_COLUMNS + ["layer_index", "layer", "relative_change"]
+    layer_table = pd.concat(layers, ignore_index=True) if layers else pd.DataFrame(columns=columns)
+    layer_table.sort_values(ID_COLUMNS + ["layer_index"], kind="stable").to_csv(smk.output.layers, index=False)
+    log.info("collected %d runs (%d with per-layer weight change)", len(runs), len(layers))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

@@ -1,0 +1,31 @@
+"""Bars of top-1 for PSP, its ablations and the controls at each target (mean over seeds, error bar = ± 1 std), one
+panel per dataset/model."""
+
+import seaborn as sns
+from plotting import PERCENT, placeholder, save
+from summaries import ABLATIONS, main_runs, read_runs, start_log
+
+
+def main(smk) -> None:
+    log = start_log(smk.log[0])
+    runs = main_runs(read_runs(smk.input.runs), smk.params.design["default_samples"])
+    runs = runs[runs["method"].isin(ABLATIONS)]
+    if runs.empty:
+        placeholder(smk.output, "no PSP ablation or control in this configuration")
+        return
+    order = [m for m in ABLATIONS if m in set(runs["method"])]
+    runs = runs.assign(target_label=runs["target"].map("{:g}×".format))
+    grid = sns.catplot(data=runs, x="method", y="top1_pct", hue="target_label", col="setup", kind="bar", order=order,
+                       errorbar="sd", col_wrap=min(2, runs["setup"].nunique()), height=3.8, aspect=1.5,
+                       sharey=False)
+    grid.set_axis_labels("", PERCENT)
+    grid.set_titles("{col_name}")
+    grid.legend.set_title("MACs reduction")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", rotation=30)
+    save(grid.figure, smk.output)
+    log.info("plotted %d runs", len(runs))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

@@ -1,0 +1,131 @@
+"""Shared by the table, claim and figure scripts: the collected runs, summaries over seeds and table writing.
+
+Snakemake puts this folder on ``sys.path`` for every local script, so the scripts ``import summaries``. Nothing here
+imports torch: the scripts start in a second.
+"""
+
+import logging
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ID_COLUMNS = ["dataset", "model", "method", "target", "samples", "seed"]
+SETUP = ["dataset", "model"]
+# Columns whose values are measured times; everything else in a table is a function of the runs' accuracy and size.
+TIME_WORDS = ("seconds", "latency", "speedup")
+# PSP, its ablations and the controls, in the order of the ablation table and figure.
+ABLATIONS = {
+    "psp": "PSP (penalty, removal, balanced reconstruction)",
+    "psp_no_penalty": "without phase 1 (sparsity penalty)",
+    "psp_no_balance": "one learning rate for all layers",
+    "psp_no_rec": "without phase-2 reconstruction",
+    "oneshot": "selection and removal only",
+    "oneshot_bn": "selection, removal, BatchNorm re-estimated",
+    "dense_bn": "unpruned, BatchNorm re-estimated",
+}
+
+
+def start_log(path: str) -> logging.Logger:
+    """Send stderr and the logging output to the rule's log file."""
+    sys.stderr = open(path, "w")  # noqa: SIM115  (lives as long as the script)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr, force=True)
+    return logging.getLogger("workflow")
+
+
+def read_runs(path: str) -> pd.DataFrame:
+    runs = pd.read_csv(path)
+    runs["top1_pct"] = 100 * runs["top1"]
+    runs["top1_dense_pct"] = 100 * runs["top1_dense"]
+    runs["setup"] = runs["dataset"] + " / " + runs["model"]
+    return runs
+
+
+def main_runs(runs: pd.DataFrame, default_samples: int) -> pd.DataFrame:
+    """The runs of the main tables: every method at the default calibration size (n0 for methods reading no data)."""
+    return runs[(runs["uses"] == "none") | (runs["samples"] == default_samples)]
+
+
+def target_label(target: float) -> str:
+    return repr(float(target))
+
+
+def sweep_runs(runs: pd.DataFrame, design: dict) -> pd.DataFrame:
+    """The runs of the calibration-size study: the sweep methods at the sweep targets."""
+    targets = [float(t) for t in design.get("sweep_targets", design["targets"])]
+    return runs[runs["method"].isin(design["sweep_methods"]) & runs["target"].isin(targets)]
+
+
+def seed_summary(runs: pd.DataFrame, by: list[str], columns: list[str]) -> pd.DataFrame:
+    """Per group: ``n_seeds`` and, for each column, ``<column>_mean`` and ``<column>_std`` (sample std, ddof 1)."""
+    grouped = runs.groupby(by, sort=True, dropna=False)
+    out = grouped.size().rename("n_seeds").to_frame()
+    for column in columns:
+        out[f"{column}_mean"] = grouped[column].mean()
+        out[f"{column}_std"] = grouped[column].std(ddof=1)
+    return out.reset_index()
+
+
+def paired_difference(a: pd.DataFrame, b: pd.DataFrame, column: str) -> dict:
+    """Mean of ``a - b`` over the seeds both have (paired by seed), its standard error and the seed count; unpaired
+    (Welch) when they share fewer than two seeds."""
+    x, y = a.set_index("seed")[column], b.set_index("seed")[column]
+    common = x.index.intersection(y.index)
+    if len(common) >= 2:
+        d = x[common] - y[common]
+        return {"diff": float(d.mean()), "se": float(d.std(ddof=1) / math.sqrt(len(d))), "n": int(len(d)),
+                "paired": True}
+    if len(x) == 0 or len(y) == 0:
+        return {"diff": math.nan, "se": math.nan, "n": 0, "paired": False}
+    se = math.sqrt((x.var(ddof=1) if len(x) > 1 else math.nan) / len(x)
+                   + (y.var(ddof=1) if len(y) > 1 else math.nan) / len(y))
+    return {"diff": float(x.mean() - y.mean()), "se": se, "n": int(min(len(x), len(y))), "paired": False}
+
+
+def pm(mean: float, std: float, digits: int = 2, sep: str = " ± ") -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if std is None or (isinstance(std, float) and math.isnan(std)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f}{sep}{std:.{digits}f}"
+
+
+def is_time_column(name: str) -> bool:
+    return any(word in name for word in TIME_WORDS)
+
+
+def _latex_escape(text: object) -> str:
+    s = str(text)
+    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                       ("±", r"$\pm$"), ("×", r"$\times$"), ("Δ", r"$\Delta$"), ("↓", r"$\downarrow$"),
+                       ("−", r"$-$"), ("–", "--"), ("…", r"\dots{}"), ("→", r"$\to$")):
+        s = s.replace(char, repl)
+    return s
+
+
+def write_table(numbers: pd.DataFrame, display: pd.DataFrame, outputs, title: str, note: str) -> None:
+    """Write ``numbers`` as tidy CSV and ``display`` (formatted strings, with ``dataset``/``model`` columns) as one
+    Markdown and one LaTeX booktabs table per dataset/model."""
+    numbers.to_csv(outputs.csv, index=False, float_format="%.6g")
+    md = [f"# {title}", "", note, ""]
+    tex = [f"% {title}. Generated by the psp-bench workflow; do not edit.", ""]
+    if display.empty:
+        md.append("No runs for this table in this configuration.")
+        tex.append("% No runs for this table in this configuration.")
+    for (dataset, model), part in display.groupby(SETUP, sort=True):
+        body = part.drop(columns=SETUP)
+        md += [f"## {dataset} / {model}", "", body.to_markdown(index=False, disable_numparse=True), ""]
+        escaped = body.map(_latex_escape)
+        escaped.columns = [_latex_escape(c) for c in body.columns]
+        caption = _latex_escape(f"{title}: {dataset} / {model}. {note}")
+        tex.append(escaped.to_latex(index=False, escape=False, caption=caption,
+                                    label=f"tab:{Path(outputs.tex).stem}-{dataset}-{model}",
+                                    column_format="l" * len(body.columns)))
+    Path(outputs.md).write_text("\n".join(md).rstrip() + "\n")
+    Path(outputs.tex).write_text("\n".join(tex).rstrip() + "\n")
+
+
+def finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and np.isfinite(v)]

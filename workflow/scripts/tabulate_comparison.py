@@ -1,0 +1,56 @@
+"""The comparison table: every method at every target MACs reduction, per dataset/model, over seeds.
+
+Rows are the main runs (the default calibration size; n0 for methods that read no data). Top-1 is mean ± standard
+deviation over seeds in %, Δ is the change from the unpruned model in points, RP/RF the fractions of parameters and
+MACs removed, time the pruning wall-clock seconds, speed-up the measured latency ratio dense / pruned.
+"""
+
+import pandas as pd
+from summaries import SETUP, main_runs, pm, read_runs, seed_summary, start_log, write_table
+
+VALUES = ["top1_pct", "top1_dense_pct", "delta_pct", "macs_reduction", "rp_pct", "rf_pct", "seconds", "speedup_b1",
+          "speedup_b64"]
+
+
+def comparison(runs: pd.DataFrame, default_samples: int) -> pd.DataFrame:
+    runs = main_runs(runs, default_samples).assign(
+        delta_pct=lambda r: r["top1_pct"] - r["top1_dense_pct"], rp_pct=lambda r: 100 * r["rp"],
+        rf_pct=lambda r: 100 * r["rf"])
+    table = seed_summary(runs, SETUP + ["method", "uses", "target", "samples"], VALUES)
+    return table.sort_values(SETUP + ["target", "top1_pct_mean"], ascending=[True, True, True, False],
+                             kind="stable").reset_index(drop=True)
+
+
+def display(table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset": table["dataset"], "model": table["model"], "method": table["method"],
+        "target ×": table["target"].map("{:g}".format),
+        "MACs ↓ ×": table["macs_reduction_mean"].map("{:.2f}".format),
+        "top-1 %": [pm(m, s) for m, s in zip(table["top1_pct_mean"], table["top1_pct_std"], strict=True)],
+        "Δ top-1 pts": [pm(m, s) for m, s in zip(table["delta_pct_mean"], table["delta_pct_std"], strict=True)],
+        "RP %": table["rp_pct_mean"].map("{:.1f}".format),
+        "RF %": table["rf_pct_mean"].map("{:.1f}".format),
+        "time s": [pm(m, s, 1) for m, s in zip(table["seconds_mean"], table["seconds_std"], strict=True)],
+        "speed-up b1 ×": table["speedup_b1_mean"].map("{:.2f}".format),
+        "speed-up b64 ×": table["speedup_b64_mean"].map("{:.2f}".format),
+        "n": table["samples"].astype(str),
+        "seeds": table["n_seeds"].astype(str),
+    })
+
+
+def main(smk) -> None:
+    log = start_log(smk.log[0])
+    default_samples = smk.params.design["default_samples"]
+    table = comparison(read_runs(smk.input.runs), default_samples)
+    dense = ", ".join(f"{d} / {m}: {v:.2f} %" for (d, m), v in
+                      table.groupby(SETUP)["top1_dense_pct_mean"].first().items())
+    note = (f"Top-1 mean ± std over seeds; Δ from the unpruned model (dense top-1 {dense}); RP/RF: parameters/MACs "
+            f"removed; time: pruning seconds; speed-up: measured latency dense/pruned at batch 1 and 64. "
+            f"n = calibration images ({default_samples} for every calibration method, 0 for methods that read no "
+            f"data; 'labels' methods read the labeled training split and carry n = {default_samples} as a label).")
+    write_table(table, display(table), smk.output, "Comparison of pruning methods", note)
+    log.info("comparison: %d rows", len(table))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)
