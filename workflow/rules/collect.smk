@@ -4,7 +4,8 @@
 
 rule collect_runs:
     input:
-        run_metrics,
+        metrics=run_metrics,
+        latency="results/tables/latency.csv",
     output:
         runs=report(
             "results/tables/runs.csv",

@@ -1,6 +1,8 @@
 """Collect every run's metrics.json into one tidy CSV (one row per run), and the per-layer weight change that PSP
 variants write beside it (weight_change.csv) into another.
 
+Latency comes from the measure_latency job, which timed every model alone on the machine.
+
 The identity columns (dataset, model, method, target, samples, seed) come from the path; metrics that would clash
 are renamed: ``model`` (the architecture) -> ``arch``, ``data`` -> ``data_spec``, ``samples`` (images actually drawn,
 0 for methods that read none) -> ``samples_drawn``. The run's settings become ``settings.<name>`` columns.
@@ -27,10 +29,19 @@ def flatten(metrics: dict) -> dict:
     return row
 
 
+def with_latency_alone(runs: pd.DataFrame, alone: pd.DataFrame) -> pd.DataFrame:
+    """Latency timed while the job ran beside others is kept as ``*_injob``; the figures measured alone (the
+    measure_latency job) take the plain names that the tables use."""
+    timed = ["latency_b1", "latency_b64", "latency_b1_dense", "latency_b64_dense", "speedup_b1", "speedup_b64"]
+    runs = runs.rename(columns={c: f"{c}_injob" for c in timed})
+    alone = alone.rename(columns={f"{c}_alone": c for c in timed})
+    return runs.merge(alone, on="path", how="left", validate="one_to_one")
+
+
 def main(smk) -> None:
     log = start_log(smk.log[0])
     rows, layers = [], []
-    for run, path in zip(smk.params.runs, smk.input, strict=True):
+    for run, path in zip(smk.params.runs, smk.input.metrics, strict=True):
         metrics = json.loads(Path(path).read_text())
         if metrics.get("method") != run["method"] or metrics.get("seed") != run["seed"]:
             raise ValueError(f"{path}: metrics say method={metrics.get('method')!r} seed={metrics.get('seed')!r}, "
@@ -43,7 +54,8 @@ def main(smk) -> None:
             for key in reversed(ID_COLUMNS):
                 table.insert(0, key, run[key])
             layers.append(table)
-    runs = pd.DataFrame(rows).sort_values(ID_COLUMNS, kind="stable")
+    runs = with_latency_alone(pd.DataFrame(rows), pd.read_csv(smk.input.latency))
+    runs = runs.sort_values(ID_COLUMNS, kind="stable")
     first = ID_COLUMNS + ["path", "settings_hash", "uses"]
     runs = runs[first + [c for c in runs.columns if c not in first]]
     runs.to_csv(smk.output.runs, index=False)

@@ -1,0 +1,49 @@
+"""Time every run's pruned model and its dense model, alone on the machine, at batch 1 and 64.
+
+One process loads each ``model.pt`` beside a ``metrics.json`` (and each distinct dense checkpoint once) and records
+the median latency (``psp.metrics.latency_profile``) with torch using all of the job's threads.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import torch
+from summaries import start_log
+
+from psp.checkpoint import load_model
+from psp.metrics import latency_profile
+
+
+def example_for(loaded) -> torch.Tensor:
+    spec = loaded.data
+    return torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
+
+
+def main(smk) -> None:
+    log = start_log(smk.log[0])
+    torch.set_num_threads(smk.threads)
+    dense_cache: dict[str, dict[str, float]] = {}
+    rows = []
+    for path in smk.input:
+        metrics = json.loads(Path(path).read_text())
+        pruned = load_model(Path(path).with_name("model.pt"))
+        example = example_for(pruned)
+        settings = metrics["settings"]
+        if settings["checkpoint"] not in dense_cache:
+            dense = load_model(settings["checkpoint"], settings["model"], pruned.data, settings["normalize"])
+            dense_cache[settings["checkpoint"]] = latency_profile(dense.model, example)
+        dense_latency = dense_cache[settings["checkpoint"]]
+        latency = latency_profile(pruned.model, example)
+        rows.append({"path": path, **{f"{k}_alone": v for k, v in latency.items()},
+                     **{f"{k}_dense_alone": v for k, v in dense_latency.items()},
+                     "speedup_b1_alone": dense_latency["latency_b1"] / latency["latency_b1"],
+                     "speedup_b64_alone": dense_latency["latency_b64"] / latency["latency_b64"],
+                     "latency_threads": smk.threads})
+    pd.DataFrame(rows).to_csv(smk.output[0], index=False)
+    log.info("timed %d pruned models and %d dense models with %d threads", len(rows), len(dense_cache),
+             smk.threads)
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)
