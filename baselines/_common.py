@@ -40,7 +40,7 @@ def train_budget(ctx: PruneContext, method: str, epochs: int) -> TrainSettings:
     """
     n = len(labeled_split(ctx, method))
     subset = min(ctx.settings.train_subset, n) if ctx.settings.train_subset else None
-    return TrainSettings(epochs=epochs, lr=ctx.settings.finetune_lr, subset=subset)
+    return TrainSettings(epochs=epochs, lr=ctx.settings.finetune_lr, subset=subset, amp=ctx.settings.amp)
 
 
 def steps_per_epoch(ctx: PruneContext, budget: TrainSettings, method: str) -> int:

@@ -47,6 +47,7 @@ class PruneSettings:
     epochs: int = _opt(1, "fine-tuning epochs of retraining baselines (the papers used 100+)")
     train_subset: int | None = _opt(10000, "fine-tune on this many training images per epoch (0: all)")
     finetune_lr: float = _opt(0.01, "SGD learning rate of fine-tuning")
+    amp: bool = _opt(False, "bfloat16 mixed precision for fine-tuning on CUDA (ignored on CPU)")
     reg_epochs: int = _opt(1, "regularisation epochs of GReg/DepGraph before removal")
     greg_ceiling: float = _opt(1.0, "GReg: the penalty grows linearly to this value over --reg-epochs")
     group_lasso: float = _opt(5e-4, "DepGraph: group-norm regularisation strength")

@@ -30,6 +30,7 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     subset: int | None = None  # train on the first N images of a seeded permutation of the split
+    amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -58,7 +59,8 @@ def train_model(model: nn.Module, dataset: Dataset, normalize: tuple[torch.Tenso
         stream = batches(dataset, settings.batch_size, normalize, device, shuffle=True, seed=seed * 1000 + epoch,
                          augment=True, indices=indices)
         for step, (x, y) in enumerate(progress(stream, total=steps_per_epoch, desc=f"{what} epoch {epoch + 1}")):
-            loss = criterion(model(x), y)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.amp and device.type == "cuda"):
+                loss = criterion(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if gradient_hook is not None:

@@ -7,8 +7,10 @@ links to the repository's Snakefile and workflow/.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -177,3 +179,26 @@ def test_tiny_end_to_end_run(tmp_path):
     after = _tables(tables)
     for name in before:
         pd.testing.assert_frame_equal(_without_times(before[name]), _without_times(after[name]), obj=name)
+
+    # A job killed with SIGKILL mid-run (pre-emption, OOM killer) and rerun by Snakemake: same tables.
+    killed = tmp_path / "results" / "mnist5k" / "tiny" / "psp" / "2.0" / "n32" / "s1"
+    shutil.rmtree(killed)
+    shutil.rmtree(tables)
+    log = tmp_path / "logs" / "mnist5k" / "tiny" / "psp" / "2.0" / "n32" / "s1" / "prune.log"
+    log.unlink(missing_ok=True)
+    bindir = str(Path(sys.executable).parent)
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", *targets], cwd=tmp_path,
+                            env=env | {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not (log.is_file() and "psp" in log.read_text()) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.json").exists(), "the job should have been killed before it finished"
+    assert snakemake("--unlock", cwd=tmp_path, env=env).returncode == 0  # a killed Snakemake leaves its lock
+    resumed = snakemake("--cores", "2", "--rerun-incomplete", *targets, cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, output(resumed)[-5000:]
+    after_kill = _tables(tables)
+    for name in before:
+        pd.testing.assert_frame_equal(_without_times(before[name]), _without_times(after_kill[name]), obj=name)

@@ -19,6 +19,8 @@ rule train_base_model:
         train=train_flags,
         normalize=normalize_flag,
         out=subpath(output.model, parent=True),
+    resources:
+        gpu=gpus(),
     threads: 2
     conda:
         "../envs/psp.yaml"

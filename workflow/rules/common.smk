@@ -178,7 +178,8 @@ def normalize_flag(wildcards):
 
 def train_flags(wildcards):
     m = model_config(wildcards)
-    return f"--epochs {m['epochs']} --seed {m['seed']} --lr {m['lr']} --batch-size {m['batch_size']}"
+    return (f"--epochs {m['epochs']} --seed {m['seed']} --lr {m['lr']} --batch-size {m['batch_size']} "
+            f"--device {config['device']}")
 
 
 def base_checkpoint(wildcards):
@@ -213,9 +214,15 @@ def method_settings(method):
     return USER_CONFIG.get("settings", {}) | USER_CONFIG.get("method_settings", {}).get(method, {})
 
 
+def gpus():
+    """GPUs a training or pruning job asks the scheduler for (config key device)."""
+    return 1 if config["device"] == "cuda" else 0
+
+
 def prune_flags(wildcards):
     """Everything `psp prune` needs besides method, checkpoint, target, seed and out."""
-    flags = [f"--model {model_arch(wildcards)}", f"--data {shlex.quote(data_spec(wildcards))}", normalize_flag(wildcards)]
+    flags = [f"--model {model_arch(wildcards)}", f"--data {shlex.quote(data_spec(wildcards))}", normalize_flag(wildcards),
+             f"--device {config['device']}"]
     settings = sorted(method_settings(wildcards.method).items())
     flags += [_flag(name, value) for name, value in settings if value is not None]
     flags += [f"--method-module {module}" for module in config["method_modules"]]

@@ -18,6 +18,8 @@ rule prune_model:
         samples=prune_samples,
         flags=prune_flags,
         out=subpath(output.metrics, parent=True),
+    resources:
+        gpu=gpus(),
     threads: 1
     conda:
         "../envs/psp.yaml"
