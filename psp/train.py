@@ -41,6 +41,7 @@ def train_model(model: nn.Module, dataset: Dataset, normalize: tuple[torch.Tenso
                 settings: TrainSettings, seed: int, device: torch.device, what: str = "train",
                 gradient_hook: GradientHook | None = None) -> list[dict]:
     """Train in place; returns one ``{"epoch", "loss"}`` row per epoch."""
+    device = torch.device(device)
     model.to(device).train()
     indices = None
     n = min(settings.subset, len(dataset)) if settings.subset else len(dataset)

@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
@@ -212,6 +213,15 @@ def _flag(name, value):
 def method_settings(method):
     """The settings written in the config for a method: `settings`, then `method_settings.<method>` on top."""
     return USER_CONFIG.get("settings", {}) | USER_CONFIG.get("method_settings", {}).get(method, {})
+
+
+def all_cores():
+    """Threads of a job that must run alone (latency): every core Snakemake was given (1 when no --cores is set,
+    e.g. for --unlock or --lint)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
 
 
 def gpus():

@@ -11,7 +11,7 @@ rule measure_latency:
         "logs/tables/measure_latency.log",
     benchmark:
         "results/benchmarks/tables/measure_latency.tsv"
-    threads: workflow.cores
+    threads: all_cores()
     conda:
         "../envs/psp.yaml"
     script:
