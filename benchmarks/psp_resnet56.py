@@ -4,11 +4,13 @@ Each job is one ``psp prune`` process (``run_jobs.run_job``), so the figures are
 line. Prints a table and writes ``OUT/psp_resnet56.json`` and ``OUT/psp_resnet56.md``. Also measures how time and
 peak memory grow with the number of calibration images (short PSP runs, same epochs for every size).
 
-    python benchmarks/psp_resnet56.py --threads 2            # the full job (about an hour on 2 cores)
+    python benchmarks/psp_resnet56.py --threads 2            # the full job (about 25 minutes on 2 cores)
+    python benchmarks/psp_resnet56.py --threads 2 --psp-only --extra="--no-balanced" --out DIR   # tuned switches
 """
 
 import argparse
 import json
+import shlex
 import statistics
 from pathlib import Path
 
@@ -28,7 +30,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--scaling", type=int, nargs="*", default=[128, 512, 2048])
     p.add_argument("--scaling-epochs", type=int, nargs=2, default=[2, 1], metavar=("PENALTY", "REC"))
-    p.add_argument("--extra", nargs="*", default=[], help="extra psp prune flags for every job")
+    p.add_argument("--extra", type=shlex.split, default=[],
+                   help='extra psp prune flags for every job, one string: --extra="--no-balanced"')
+    p.add_argument("--psp-only", action="store_true", help="only PSP over the seeds (e.g. with tuned --extra flags)")
     p.add_argument("--reuse", action="store_true", help="read back jobs that already finished")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/psp_resnet56"))
     args = p.parse_args()
@@ -50,14 +54,14 @@ def main() -> None:
         (args.out / "psp_resnet56.json").write_text(json.dumps(rows, indent=2))
         return row
 
-    for method in CONTROLS:
+    for method in [] if args.psp_only else CONTROLS:
         job(method, args.seeds[0], args.samples)
     for seed in args.seeds:
         job("psp", seed, args.samples)
-    for method in ABLATIONS:
+    for method in [] if args.psp_only else ABLATIONS:
         job(method, args.seeds[0], args.samples)
     pe, re = args.scaling_epochs
-    for n in args.scaling:
+    for n in [] if args.psp_only else args.scaling:
         job("psp", args.seeds[0], n, "--penalty-epochs", str(pe), "--rec-epochs", str(re), tag=f"_{pe}+{re}ep")
 
     lines = ["| job | top-1 | MACs ↓ | params ↓ | seconds | peak RSS MiB |", "| --- | --- | --- | --- | --- | --- |"]
