@@ -6,6 +6,7 @@ with ``--debug``). Cheap checks (numbers, names, files) run before torch is impo
 
 import argparse
 import logging
+import os
 import sys
 import types
 from dataclasses import fields
@@ -102,8 +103,6 @@ def _check_out_dir(path: Path) -> None:
     probe = target
     while not probe.exists():
         probe = probe.parent
-    import os
-
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise UsageError(f"output folder {target} is not writable")
 

@@ -5,7 +5,7 @@ every method, used or not, so that any two runs can be compared setting by setti
 released PSP code (see ``../shared/docs/method.md``); retraining budgets default to a CPU-sized run.
 """
 
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 
 def _opt(default: object, help: str, choices: tuple | None = None) -> object:
@@ -55,10 +55,3 @@ class PruneSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-SETTING_FIELDS = {f.name: f for f in fields(PruneSettings)}
-
-
-def default_of(name: str) -> object:
-    f = SETTING_FIELDS[name]
-    return None if f.default is MISSING else f.default
