@@ -11,23 +11,18 @@ import argparse
 import json
 from pathlib import Path
 
-from run_jobs import run_job
+from run_jobs import add_job_arguments, run_job
 
 METHODS = ["dense_bn", "oneshot", "oneshot_bn", "neuron_merging", "adaprune", "gap", "psp", "l1", "greg", "depgraph"]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default="../shared/models/cifar10/resnet56.th")
-    p.add_argument("--data", default="imagefolder:../shared/data/cifar10-jpg")
-    p.add_argument("--target", type=float, default=2.1)
-    p.add_argument("--samples", type=int, default=512)
+    add_job_arguments(p)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--budget", nargs="*", default=["--epochs", "1", "--train-subset", "10000", "--reg-epochs", "1"],
                    help="flags of the retraining budget")
-    p.add_argument("--reuse", action="store_true", help="read back jobs that already finished")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/baselines_resnet56"))
     args = p.parse_args()
 

@@ -14,7 +14,7 @@ import shlex
 import statistics
 from pathlib import Path
 
-from run_jobs import run_job
+from run_jobs import add_job_arguments, run_job
 
 CONTROLS = ["dense_bn", "oneshot", "oneshot_bn"]
 ABLATIONS = ["psp_no_penalty", "psp_no_balance", "psp_no_rec"]
@@ -22,18 +22,13 @@ ABLATIONS = ["psp_no_penalty", "psp_no_balance", "psp_no_rec"]
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default="../shared/models/cifar10/resnet56.th")
-    p.add_argument("--data", default="imagefolder:../shared/data/cifar10-jpg")
-    p.add_argument("--target", type=float, default=2.1)
-    p.add_argument("--samples", type=int, default=512)
+    add_job_arguments(p)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--scaling", type=int, nargs="*", default=[128, 512, 2048])
     p.add_argument("--scaling-epochs", type=int, nargs=2, default=[2, 1], metavar=("PENALTY", "REC"))
     p.add_argument("--extra", type=shlex.split, default=[],
                    help='extra psp prune flags for every job, one string: --extra="--no-balanced"')
     p.add_argument("--psp-only", action="store_true", help="only PSP over the seeds (e.g. with tuned --extra flags)")
-    p.add_argument("--reuse", action="store_true", help="read back jobs that already finished")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/psp_resnet56"))
     args = p.parse_args()
 

@@ -4,6 +4,7 @@ Peak memory is the job's own maximum resident set size (``os.wait4``), so jobs d
 Shared by the benchmark scripts; not a library module.
 """
 
+import argparse
 import json
 import os
 import subprocess
@@ -33,3 +34,13 @@ def run_job(args: list[str], out: Path, log: Path, reuse: bool = False) -> dict:
     metrics["wall_s"] = time.perf_counter() - start
     record.write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def add_job_arguments(p: argparse.ArgumentParser) -> None:
+    """The job every benchmark here shares: the public ResNet-56 on the JPEG CIFAR-10 copy at a MACs target."""
+    p.add_argument("--checkpoint", default="../shared/models/cifar10/resnet56.th")
+    p.add_argument("--data", default="imagefolder:../shared/data/cifar10-jpg")
+    p.add_argument("--target", type=float, default=2.1)
+    p.add_argument("--samples", type=int, default=512)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", action="store_true", help="read back jobs that already finished")

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from run_jobs import run_job
+from run_jobs import add_job_arguments, run_job
 
 VARIANTS = {
     "released": [],
@@ -24,13 +24,8 @@ VARIANTS = {
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default="../shared/models/cifar10/resnet56.th")
-    p.add_argument("--data", default="imagefolder:../shared/data/cifar10-jpg")
-    p.add_argument("--target", type=float, default=2.1)
-    p.add_argument("--samples", type=int, default=512)
-    p.add_argument("--threads", type=int, default=2)
+    add_job_arguments(p)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS)[:4], choices=list(VARIANTS))
-    p.add_argument("--reuse", action="store_true")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/tune_psp"))
     args = p.parse_args()
     rows = []
