@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--out", required=True, type=Path)
     prune.add_argument("--eval-split", choices=("test", "validation"), default="test",
                        help="report accuracy on the test split, or on the --validation-size carve (for tuning)")
+    prune.add_argument("--dense-metrics", type=Path,
+                       help="the unpruned model's metrics.json (from psp eval/train): reuse its accuracy instead of "
+                            "evaluating it again")
     prune.add_argument("--method-module", action="append", default=[], help="import a module that registers methods")
     scope = prune.add_mutually_exclusive_group()
     scope.add_argument("--global", dest="selection_flag", action="store_const", const="global")
@@ -148,6 +151,8 @@ def _validate_prune(args: argparse.Namespace) -> None:
     for name in ("lr", "finetune_lr"):
         if not getattr(args, name) > 0:
             raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be > 0")
+    if args.dense_metrics and not args.dense_metrics.is_file():
+        raise UsageError(f"--dense-metrics {args.dense_metrics} does not exist")
     if args.calib_indices and not Path(args.calib_indices).is_file():
         raise UsageError(f"calibration indices file {args.calib_indices} does not exist")
 
@@ -191,7 +196,7 @@ def _run(args: argparse.Namespace) -> None:
             check_model_name(args.model)
         settings = PruneSettings(**{f.name: getattr(args, f.name) for f in fields(PruneSettings)})
         metrics = pipeline.prune_run(args.method, args.checkpoint, args.model, args.data, args.normalize, settings,
-                                     args.out, opts, args.method_module)
+                                     args.out, opts, args.method_module, args.dense_metrics)
     keys = ("top1", "top5", "macs", "params", "macs_reduction", "latency_b1", "latency_b64", "seconds")
     print(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float))))
 

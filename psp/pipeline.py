@@ -5,6 +5,7 @@ Each writes its outputs atomically (temporary name, then rename), so an interrup
 
 import csv
 import io
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -57,6 +58,34 @@ def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch
     result["eval_split"] = "test" if validation is None else "validation"
     example = _example(bundle, device)
     result |= {"macs": count_macs(model, example), "params": count_params(model)}
+    return result | latency_profile(model, example, repeats=opts.latency_repeats)
+
+
+def dense_reference(model: nn.Module, bundle: DataBundle, normalize: str, device: torch.device, opts: RunOptions,
+                    validation: list[int] | None, dense_metrics: Path | None) -> dict:
+    """The unpruned model's metrics: evaluated here, or its accuracy read from the metrics.json that ``psp eval`` or
+    ``psp train`` wrote for it. A sweep prunes one base model hundreds of times, and evaluating it again in every run
+    costs as much as evaluating the pruned model; MACs, params and latency are still measured here (cheap, and the
+    speed-up needs both latencies from one process)."""
+    if dense_metrics is None:
+        return evaluate(model, bundle, normalize, device, opts, validation)
+    split = "test" if validation is None else "validation"
+    try:
+        reference = json.loads(Path(dense_metrics).read_text())
+        top1, top5, macs = float(reference["top1"]), float(reference["top5"]), int(reference["macs"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--dense-metrics {dense_metrics}: not a metrics.json with top1, top5 and macs ({e})"
+                         ) from None
+    if reference.get("eval_split", "test") != split:
+        raise UsageError(f"--dense-metrics {dense_metrics} holds {reference.get('eval_split')} accuracy; this run "
+                         f"reports {split} accuracy")
+    model.to(device).eval()
+    example = _example(bundle, device)
+    measured = count_macs(model, example)
+    if measured != macs:
+        raise UsageError(f"--dense-metrics {dense_metrics} describes a model of {macs} MACs; the checkpoint has "
+                         f"{measured}")
+    result = {"top1": top1, "top5": top5, "eval_split": split, "macs": measured, "params": count_params(model)}
     return result | latency_profile(model, example, repeats=opts.latency_repeats)
 
 
@@ -125,8 +154,10 @@ def _calibration_indices(settings: PruneSettings, bundle: DataBundle) -> list[in
 
 
 def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: str | None, normalize: str | None,
-              settings: PruneSettings, out: Path, opts: RunOptions, method_modules: list[str] | None = None) -> dict:
-    """Prune a checkpoint with a registered method; writes model.pt, metrics.json, calib_indices.txt and CSVs."""
+              settings: PruneSettings, out: Path, opts: RunOptions, method_modules: list[str] | None = None,
+              dense_metrics: Path | None = None) -> dict:
+    """Prune a checkpoint with a registered method; writes model.pt, metrics.json, calib_indices.txt and CSVs.
+    ``dense_metrics``: the base model's metrics.json, to reuse its accuracy (see :func:`dense_reference`)."""
     start = time.perf_counter()
     load_method_modules(method_modules)
     method = get_method(method_name)
@@ -141,7 +172,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
         if settings.validation_size < 1:
             raise UsageError("--eval-split validation needs --validation-size N (N >= 1)")
         validation = validation_indices(len(bundle.train), settings.validation_size)
-    dense = evaluate(model, bundle, loaded.normalize, device, opts, validation)
+    dense = dense_reference(model, bundle, loaded.normalize, device, opts, validation, dense_metrics)
 
     images = calibration_images(bundle.train, indices, norm) if indices else None
 
@@ -174,6 +205,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
         "samples": len(indices), "seed": settings.seed, "importance": settings.importance,
         "selection": settings.selection, "target_macs": settings.target_macs, "ratio": settings.ratio,
         "calib_indices_file": str(out / "calib_indices.txt") if indices else None,
+        "dense_metrics_file": str(dense_metrics) if dense_metrics else None,
         "channels_removed": {k: len(v) for k, v in result.selection.items()},
         "settings": settings_dict, "settings_hash": settings_hash(settings_dict), **provenance(device),
         **result.extra,

@@ -45,6 +45,7 @@ def files(trained, tmp_path_factory):
     (d / "abc.txt").write_text("1\n2\nabc\n")
     (d / "range.txt").write_text("1\n4000\n")
     (d / "afile").write_text("a regular file\n")
+    (d / "other_model.json").write_text(json.dumps({"top1": 0.5, "top5": 0.9, "macs": 123, "eval_split": "test"}))
     return d
 
 
@@ -106,6 +107,9 @@ BAD_INPUTS = {
     "out_below_a_file": ["prune", "--method", "oneshot", "--checkpoint", "{ck}", "--ratio", "0.5",
                          "--out", "{files}/afile/o"],
     "eval_out_below_a_file": ["eval", "--checkpoint", "{ck}", "--out", "{files}/afile/metrics.json"],
+    "dense_metrics_missing": PRUNE + ["--ratio", "0.5", "--dense-metrics", "{tmp}/nope.json"],
+    "dense_metrics_not_json": PRUNE + ["--ratio", "0.5", "--dense-metrics", "{files}/afile"],
+    "dense_metrics_other_model": PRUNE + ["--ratio", "0.5", "--dense-metrics", "{files}/other_model.json"],
     "threads_0": ["eval", "--checkpoint", "{ck}", "--threads", "0"],
     "threads_abc": ["eval", "--checkpoint", "{ck}", "--threads", "abc"],
 }
@@ -249,6 +253,23 @@ def test_same_seed_same_results(trained, tmp_path):
     c = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert c["channels_removed"] != a["channels_removed"] or c["top1"] != a["top1"]
     assert (tmp_path / "c" / "calib_indices.txt").read_text() != indices
+
+
+def test_dense_metrics_reused(pruned, trained, tmp_path):
+    """--dense-metrics takes the unpruned accuracy from the base model's metrics.json (the workflow's sweep saves one
+    evaluation of the base model per run) and changes nothing else; the value really comes from the file."""
+    assert _prune(trained, tmp_path / "a", extra=("--dense-metrics", str(trained.dir / "metrics.json"))) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "a", pruned))
+
+    def stable(m: dict) -> dict:
+        return {k: v for k, v in m.items() if not any(t in k for t in VOLATILE) and k != "dense_metrics_file"}
+
+    assert stable(a) == stable(b)
+    assert a["dense_metrics_file"] == str(trained.dir / "metrics.json") and b["dense_metrics_file"] is None
+    edited = json.loads((trained.dir / "metrics.json").read_text()) | {"top1": 0.123}
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    assert _prune(trained, tmp_path / "c", extra=("--dense-metrics", str(tmp_path / "edited.json"))) == 0
+    assert json.loads((tmp_path / "c" / "metrics.json").read_text())["top1_dense"] == 0.123
 
 
 def test_calib_indices_file_is_used(trained, tmp_path):

@@ -25,5 +25,6 @@ rule prune_model:
         "../envs/psp.yaml"
     shell:
         "{params.psp} prune --method {wildcards.method} --checkpoint {params.checkpoint:q} --target-macs {wildcards.target} "
-        "--samples {params.samples} --seed {wildcards.seed} --out {params.out:q} --threads {threads} {params.flags} "
+        "--samples {params.samples} --seed {wildcards.seed} --dense-metrics {input.base:q} --out {params.out:q} "
+        "--threads {threads} {params.flags} "
         "> {log:q} 2>&1"
