@@ -1,5 +1,7 @@
 # Base models: trained from the config by `psp train`, or imported from a checkpoint and evaluated by `psp eval`.
 # Both write results/{dataset}/{model}/base/metrics.json (the dense model's test metrics).
+# Base models run first (priority): every pruning run of a model waits for its base, and a base job wanting more
+# threads than the one-thread pruning jobs leave free would otherwise wait until no pruning job is left to start.
 
 
 rule train_base_model:
@@ -21,6 +23,7 @@ rule train_base_model:
         out=subpath(output.model, parent=True),
     resources:
         gpu=gpus(),
+    priority: 10
     threads: 2
     conda:
         "../envs/psp.yaml"
@@ -44,7 +47,8 @@ rule import_base_model:
         data=data_spec,
         checkpoint=base_checkpoint,
         normalize=normalize_flag,
-    threads: 2
+    priority: 10
+    threads: 1
     conda:
         "../envs/psp.yaml"
     shell:
