@@ -66,7 +66,8 @@ def dense_reference(model: nn.Module, bundle: DataBundle, normalize: str, device
     """The unpruned model's metrics: evaluated here, or its accuracy read from the metrics.json that ``psp eval`` or
     ``psp train`` wrote for it. A sweep prunes one base model hundreds of times, and evaluating it again in every run
     costs as much as evaluating the pruned model; MACs, params and latency are still measured here (cheap, and the
-    speed-up needs both latencies from one process)."""
+    speed-up needs both latencies from one process). The file is checked by MACs and split, which catches another
+    architecture or width, not another checkpoint of the same architecture."""
     if dense_metrics is None:
         return evaluate(model, bundle, normalize, device, opts, validation)
     split = "test" if validation is None else "validation"
