@@ -2,8 +2,8 @@
 
 Two executions of one design (local and SLURM, before and after a kill and resume, two machines) must agree on
 every number but the clock: this prints, per table, "identical" or the columns and rows that differ, and exits 1
-when any table differs. Skipped: columns named after times (seconds, latency, speedup, time), git_commit, and the
-numbers and verdict of C8 (a claim about running time).
+when any table differs. Skipped: columns of measured times (the workflow's `summaries.is_time_column`),
+git_commit, and the numbers and verdict of C8 (a claim about running time).
 
     python benchmarks/compare_tables.py results/tables /tmp/slurm-run/results/tables
 """
@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+from summaries import is_time_column  # noqa: E402  (the workflow's own rule for which columns are measured times)
+
 TABLES = ("runs", "comparison", "ablation", "calibration", "claims")
-TIMED = ("seconds", "latency", "speedup", "time")  # column names holding measured times or their ratios
 PROVENANCE = ("git_commit",)  # which commit ran: differs between runs of one design made at different commits
 TIMED_CLAIMS = ("C8",)  # claims about running time: their numbers and verdict come from measured seconds
 
@@ -24,7 +26,7 @@ def untimed(frame: pd.DataFrame, skip: tuple[str, ...] = ()) -> pd.DataFrame:
     """The table without its timed columns (and the timed claims' numbers and verdict), rows in a fixed order so
     that job completion order does not matter."""
     dropped = set(PROVENANCE) | set(skip)
-    kept = frame[[c for c in frame.columns if not any(word in c for word in TIMED) and c not in dropped]].copy()
+    kept = frame[[c for c in frame.columns if not is_time_column(c) and c not in dropped]].copy()
     if "claim" in kept.columns:
         kept.loc[kept["claim"].isin(TIMED_CLAIMS), ["verdict", "numbers"]] = "(measured time)"
     return kept.sort_values(list(kept.columns)).reset_index(drop=True)

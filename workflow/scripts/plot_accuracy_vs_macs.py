@@ -2,15 +2,14 @@
 dataset/model, with the unpruned model's top-1 as a dashed line."""
 
 import seaborn as sns
-from plotting import PERCENT, placeholder, save
-from summaries import main_runs, read_runs, start_log
+from plotting import PERCENT, main_runs_or_placeholder, save
+from summaries import start_log
 
 
 def main(smk) -> None:
     log = start_log(smk.log[0])
-    runs = main_runs(read_runs(smk.input.runs), smk.params.design["default_samples"])
-    if runs.empty:
-        placeholder(smk.output, "no pruning runs in this configuration")
+    runs = main_runs_or_placeholder(smk)
+    if runs is None:
         return
     grid = sns.relplot(data=runs, x="target", y="top1_pct", hue="method", style="method", col="setup", kind="line",
                        markers=True, dashes=False, errorbar="sd", col_wrap=min(3, runs["setup"].nunique()),

@@ -2,15 +2,14 @@
 point, one panel per batch size and dataset/model; the dotted diagonal is a speed-up equal to the MACs reduction."""
 
 import seaborn as sns
-from plotting import placeholder, save
-from summaries import main_runs, read_runs, start_log
+from plotting import main_runs_or_placeholder, save
+from summaries import start_log
 
 
 def main(smk) -> None:
     log = start_log(smk.log[0])
-    runs = main_runs(read_runs(smk.input.runs), smk.params.design["default_samples"])
-    if runs.empty:
-        placeholder(smk.output, "no pruning runs in this configuration")
+    runs = main_runs_or_placeholder(smk)
+    if runs is None:
         return
     long = runs.melt(id_vars=["setup", "method", "macs_reduction"], value_vars=["speedup_b1", "speedup_b64"],
                      var_name="batch", value_name="speedup")

@@ -5,7 +5,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from summaries import main_runs, read_runs  # noqa: E402
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 PERCENT = "top-1 accuracy (%)"
@@ -24,3 +26,12 @@ def placeholder(outputs, message: str) -> None:
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
     save(fig, outputs)
+
+
+def main_runs_or_placeholder(smk) -> pd.DataFrame | None:
+    """The main-table runs of a figure rule, or None after writing the placeholder when the design has none."""
+    runs = main_runs(read_runs(smk.input.runs), smk.params.design["default_samples"])
+    if runs.empty:
+        placeholder(smk.output, "no pruning runs in this configuration")
+        return None
+    return runs
