@@ -56,9 +56,14 @@ def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch
     split = bundle.test if validation is None else bundle.train
     result = accuracy(model, batches(split, opts.eval_batch, norm, device, indices=validation), device)
     result["eval_split"] = "test" if validation is None else "validation"
+    return result | size_and_latency(model, bundle, device, opts)
+
+
+def size_and_latency(model: nn.Module, bundle: DataBundle, device: torch.device, opts: RunOptions) -> dict:
+    """macs, params and latency at batch 1 and 64 of ``model`` (in eval mode, on ``device``)."""
     example = _example(bundle, device)
-    result |= {"macs": count_macs(model, example), "params": count_params(model)}
-    return result | latency_profile(model, example, repeats=opts.latency_repeats)
+    return ({"macs": count_macs(model, example), "params": count_params(model)}
+            | latency_profile(model, example, repeats=opts.latency_repeats))
 
 
 def dense_reference(model: nn.Module, bundle: DataBundle, normalize: str, device: torch.device, opts: RunOptions,
@@ -81,13 +86,11 @@ def dense_reference(model: nn.Module, bundle: DataBundle, normalize: str, device
         raise UsageError(f"--dense-metrics {dense_metrics} holds {reference.get('eval_split')} accuracy; this run "
                          f"reports {split} accuracy")
     model.to(device).eval()
-    example = _example(bundle, device)
-    measured = count_macs(model, example)
+    measured = count_macs(model, _example(bundle, device))
     if measured != macs:
         raise UsageError(f"--dense-metrics {dense_metrics} describes a model of {macs} MACs; the checkpoint has "
                          f"{measured}")
-    result = {"top1": top1, "top5": top5, "eval_split": split, "macs": measured, "params": count_params(model)}
-    return result | latency_profile(model, example, repeats=opts.latency_repeats)
+    return {"top1": top1, "top5": top5, "eval_split": split} | size_and_latency(model, bundle, device, opts)
 
 
 def _csv(rows: list[dict]) -> str:
