@@ -27,7 +27,7 @@ Own code: Torch-Pruning ships no reconstruction; selection and removal are the s
 import copy
 
 from baselines._common import fit_layer, kept_inputs, layer_io, restrict
-from psp.methods import MethodResult, PruneContext, register_method
+from psp.methods import MethodResult, PruneContext, register_method, with_bn_recalibration
 from psp.structure.groups import execution_order
 from psp.structure.removal import kept_outputs, remove_channels
 
@@ -60,3 +60,8 @@ def run_adaprune(ctx: PruneContext) -> MethodResult:
     model.eval()
     return MethodResult(model, selection, images_seen=len(images) * s.layer_epochs,
                         tables={"layer_losses": rows}, extra={"layers_reconstructed": len(rows)})
+
+
+register_method(f"{NAME}_bn", uses="calibration",
+                summary="AdaPrune, then BatchNorm statistics re-estimated on the calibration images")(
+    with_bn_recalibration(run_adaprune))

@@ -28,7 +28,7 @@ Own code: Torch-Pruning ships no reconstruction; selection and removal are the s
 import copy
 
 from baselines._common import NEGLIGIBLE, fit_layer, layer_io, restrict
-from psp.methods import MethodResult, PruneContext, register_method
+from psp.methods import MethodResult, PruneContext, register_method, with_bn_recalibration
 from psp.structure.groups import execution_order
 from psp.structure.removal import kept_outputs, remove_channels
 
@@ -55,3 +55,8 @@ def run_gap(ctx: PruneContext) -> MethodResult:
     model.eval()
     return MethodResult(model, selection, images_seen=len(images) * s.layer_epochs,
                         tables={"layer_losses": rows}, extra={"layers_reconstructed": sum(r["fitted"] for r in rows)})
+
+
+register_method(f"{NAME}_bn", uses="calibration",
+                summary="gAP, then BatchNorm statistics re-estimated on the calibration images")(
+    with_bn_recalibration(run_gap))

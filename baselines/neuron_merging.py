@@ -42,7 +42,7 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning import ops
 
-from psp.methods import MethodResult, PruneContext, register_method
+from psp.methods import MethodResult, PruneContext, register_method, with_bn_recalibration
 from psp.structure.groups import build_graph
 from psp.structure.removal import remove_channels
 from psp.structure.selection import Selection
@@ -146,3 +146,8 @@ def run_neuron_merging(ctx: PruneContext) -> MethodResult:
     return MethodResult(model.eval(), selection, tables={"merges": rows},
                         extra={"channels_merged": merged,
                                "channels_pruned_unmerged": sum(r["removed"] for r in rows) - merged})
+
+
+register_method(f"{NAME}_bn", uses="calibration",
+                summary="Neuron Merging, then BatchNorm statistics re-estimated on the calibration images")(
+    with_bn_recalibration(run_neuron_merging))

@@ -167,7 +167,7 @@ def _run(args: argparse.Namespace) -> None:
         print("models:", " ".join(list_models()), "tv:<torchvision name> timm:<timm name>")
         for name in list_methods():
             m = get_method(name)
-            print(f"method {name:16s} uses={m.uses:12s} {m.summary}")
+            print(f"method {name:18s} uses={m.uses:12s} {m.summary}")
         return
     opts = pipeline.RunOptions(threads=args.threads, device=args.device, download=args.download,
                                eval_split=getattr(args, "eval_split", "test"))

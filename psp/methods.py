@@ -9,7 +9,7 @@ a module named in ``PSP_METHOD_MODULES`` / ``--method-module``, or from a ``psp_
 import importlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 
 from psp.data.datasets import DataBundle
 from psp.errors import UsageError, choice_error
+from psp.reconstruct.batchnorm import recalibrate_batchnorm
 from psp.settings import PruneSettings
 from psp.structure.groups import channel_groups
 from psp.structure.importance import score_groups
@@ -27,7 +28,8 @@ USES = ("calibration", "labels", "none")
 
 @dataclass
 class PruneContext:
-    """Everything a method may use. ``calibration()`` returns the unlabeled images; ``data`` is for ``labels``
+    """Everything a method may use. ``calibration()`` returns the unlabeled images; ``data`` and
+    ``calibration_labels()`` (the labels of exactly those images, for equal-data labeled controls) are for ``labels``
     methods only."""
 
     model: nn.Module  # the dense model, eval mode, on ``device``; methods must not modify it
@@ -37,6 +39,7 @@ class PruneContext:
     normalize: tuple[torch.Tensor, torch.Tensor]
     calibration: Callable[[], torch.Tensor]
     data: DataBundle | None = None
+    calibration_labels: Callable[[], torch.Tensor] | None = None
 
     def select(self, model: nn.Module | None = None) -> Selection:
         """The shared selection rule (importance, global/uniform, ratio or target MACs) on ``model``'s weights."""
@@ -62,10 +65,42 @@ class MethodResult:
     extra: dict = field(default_factory=dict)  # extra metrics.json fields
 
 
+Run = Callable[[PruneContext], MethodResult]
+
+
+def with_settings(run: Run, **overrides: object) -> Run:
+    """``run`` with some settings fixed (a registered variant such as ``psp_random``); the overrides are recorded."""
+
+    def variant(ctx: PruneContext) -> MethodResult:
+        result = run(replace(ctx, settings=replace(ctx.settings, **overrides)))
+        result.extra["overrides"] = overrides
+        return result
+
+    return variant
+
+
+def with_bn_recalibration(run: Run) -> Run:
+    """``run``, then BatchNorm statistics re-estimated on the same calibration images (the "+BN" variants).
+
+    AdaPrune, gAP and Neuron Merging as released never re-estimate BatchNorm after removing channels, while PSP trains
+    in train mode and so does; with this post-step a gap to PSP cannot be recalibration alone. The wrapped method must
+    be registered with ``uses="calibration"`` (or ``"labels"``) so that ``ctx.calibration`` has images to give.
+    """
+
+    def recalibrated(ctx: PruneContext) -> MethodResult:
+        result = run(ctx)
+        images = ctx.calibration()
+        result.images_seen += recalibrate_batchnorm(result.model, images.to(ctx.device), ctx.settings.batch_size)
+        result.extra["bn_recalibrated"] = True
+        return result
+
+    return recalibrated
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
-    run: Callable[[PruneContext], MethodResult]
+    run: Run
     uses: str
     summary: str
 
@@ -74,12 +109,12 @@ _methods: dict[str, Method] = {}
 _loaded = False
 
 
-def register_method(name: str, uses: str, summary: str = "") -> Callable:
+def register_method(name: str, uses: str, summary: str = "") -> Callable[[Run], Run]:
     """Register ``fn(ctx) -> MethodResult`` as method ``name`` reading ``uses`` data."""
     if uses not in USES:
         raise ValueError(f"method {name!r}: uses must be one of {USES}")
 
-    def wrap(fn: Callable[[PruneContext], MethodResult]) -> Callable[[PruneContext], MethodResult]:
+    def wrap(fn: Run) -> Run:
         if name in _methods and _methods[name].run is not fn:
             raise RuntimeError(f"method {name!r} registered twice")
         _methods[name] = Method(name, fn, uses, summary or (fn.__doc__ or "").strip().split("\n")[0])

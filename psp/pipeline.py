@@ -17,7 +17,7 @@ from torch import nn
 from psp.checkpoint import LoadedModel, load_model, save_model
 from psp.data.calibration import draw_calibration, format_indices, read_indices, validation_indices
 from psp.data.datasets import DataBundle, load_data
-from psp.data.loaders import batches, calibration_images
+from psp.data.loaders import batches, calibration_images, calibration_labels
 from psp.data.normalization import normalizer
 from psp.errors import UsageError
 from psp.methods import PruneContext, get_method, load_method_modules
@@ -169,6 +169,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts)
     model = loaded.model.to(device).eval()
     norm = normalizer(loaded.normalize, bundle.spec.in_channels)
+    # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
     indices = _calibration_indices(settings, bundle) if method.uses == "calibration" else []
     example = _example(bundle, device)
     validation = None
@@ -178,15 +179,24 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
         validation = validation_indices(len(bundle.train), settings.validation_size)
     dense = dense_reference(model, bundle, loaded.normalize, device, opts, validation, dense_metrics)
 
-    images = calibration_images(bundle.train, indices, norm) if indices else None
+    def drawn() -> list[int]:
+        if method.uses == "none":
+            raise RuntimeError(f"method {method_name!r} declared uses='none' but asked for calibration images")
+        if not indices:
+            indices.extend(_calibration_indices(settings, bundle))
+        return indices
 
     def calibration() -> torch.Tensor:
-        if images is None:
-            raise RuntimeError(f"method {method_name!r} declared uses={method.uses!r} but asked for calibration")
-        return images
+        return calibration_images(bundle.train, drawn(), norm)
 
-    ctx = PruneContext(model=model, example=example, settings=settings, device=device,
-                       normalize=norm, calibration=calibration, data=bundle if method.uses == "labels" else None)
+    def labels() -> torch.Tensor:
+        return calibration_labels(bundle.train, drawn())
+
+    images = calibration() if method.uses == "calibration" else None
+    labeled = method.uses == "labels"
+    ctx = PruneContext(model=model, example=example, settings=settings, device=device, normalize=norm,
+                       calibration=(lambda: images) if images is not None else calibration,
+                       data=bundle if labeled else None, calibration_labels=labels if labeled else None)
     torch.manual_seed(settings.seed)
     t0 = time.perf_counter()
     result = method.run(ctx)

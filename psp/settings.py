@@ -41,6 +41,9 @@ class PruneSettings:
     reselect: bool = _opt(True, "rank again on the phase-1 weights before removal")
     cache_targets: bool = _opt(True, "compute the original model's layer outputs once (within --cache-mib)")
     cache_mib: int = _opt(4096, "memory budget for cached layer outputs, MiB")
+    # Recovery controls (oneshot_kd, oneshot_ft): PSP's optimiser, batch size, BN mode and penalty + rec epochs
+    distill_loss: str = _opt("mse", "oneshot_kd's loss on the logits: PSP's normalised squared error, or KL at T=1",
+                             ("mse", "kl"))
     # Layer-wise baselines (AdaPrune, gAP)
     layer_epochs: int = _opt(10, "AdaPrune/gAP epochs per layer")
     # Retraining baselines (L1, GReg, DepGraph)

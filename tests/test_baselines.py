@@ -3,7 +3,7 @@
 Contexts are built directly, as ``psp.pipeline.prune_run`` builds them, so that no evaluation is paid for: a
 ``calibration`` method gets unlabeled images drawn from a training split whose labels raise when read (and, stricter
 than the pipeline, that split as ``ctx.data``), a ``none`` method gets neither images nor data (both raise or are
-None), a ``labels`` method gets the labeled split and no calibration images.
+None), a ``labels`` method gets the labeled split and the calibration images with their labels.
 """
 
 import copy
@@ -18,7 +18,7 @@ from baselines.greg import GrowingPenalty
 from baselines.neuron_merging import merge_chain, merge_into_consumers
 from psp.checkpoint import load_model
 from psp.data.datasets import DataBundle, TensorImages, load_data
-from psp.data.loaders import batches, calibration_images
+from psp.data.loaders import batches, calibration_images, calibration_labels
 from psp.data.normalization import normalizer
 from psp.errors import UsageError
 from psp.methods import PruneContext, get_method, list_methods
@@ -91,9 +91,13 @@ def _context(name: str, model: torch.nn.Module, bundle: DataBundle, settings: Pr
         calibration = lambda: images  # noqa: E731
     elif uses == "labels":
         data = bundle
+        images = calibration_images(bundle.train, CALIBRATION, norm)
+        labels = calibration_labels(bundle.train, CALIBRATION)
+        calibration = lambda: images  # noqa: E731
     example = torch.zeros(1, bundle.spec.in_channels, bundle.spec.image_size, bundle.spec.image_size)
     return PruneContext(model=model.eval(), example=example, settings=settings, device=torch.device("cpu"),
-                        normalize=norm, calibration=calibration, data=data)
+                        normalize=norm, calibration=calibration, data=data,
+                        calibration_labels=(lambda: labels) if uses == "labels" else None)
 
 
 def _top1(model: torch.nn.Module, bundle: DataBundle) -> float:

@@ -14,12 +14,11 @@ import copy
 import logging
 import math
 import time
-from dataclasses import replace
 
 import torch
 from torch import nn
 
-from psp.methods import MethodResult, PruneContext, register_method
+from psp.methods import MethodResult, PruneContext, register_method, with_settings
 from psp.reconstruct.loss import holistic_loss
 from psp.reconstruct.optim import reconstruction_optimizer
 from psp.reconstruct.penalty import decay_weights, penalise_gradients
@@ -106,19 +105,14 @@ def run_psp(ctx: PruneContext) -> MethodResult:
                         extra={"cached_targets": cached})
 
 
-def _variant(**overrides: object):
-    def run(ctx: PruneContext) -> MethodResult:
-        result = run_psp(replace(ctx, settings=replace(ctx.settings, **overrides)))
-        result.extra["overrides"] = overrides
-        return result
-    return run
-
-
 register_method("psp", uses="calibration", summary="PSP: sparsity penalty, removal, balanced reconstruction")(
     run_psp)
 register_method("psp_no_penalty", uses="calibration", summary="PSP without phase 1 (no sparsity penalty)")(
-    _variant(penalty_epochs=0))
+    with_settings(run_psp, penalty_epochs=0))
 register_method("psp_no_balance", uses="calibration", summary="PSP with one learning rate for all layers")(
-    _variant(balanced=False))
+    with_settings(run_psp, balanced=False))
 register_method("psp_no_rec", uses="calibration", summary="PSP without phase-2 training (no reconstruction)")(
-    _variant(rec_epochs=0))
+    with_settings(run_psp, rec_epochs=0))
+register_method("psp_random", uses="calibration",
+                summary="PSP with random channel importance (is the reconstruction, not the criterion, the key?)")(
+    with_settings(run_psp, importance="random"))

@@ -39,6 +39,9 @@ class TensorImages(Dataset):
     def images_at(self, idx: torch.Tensor) -> torch.Tensor:
         return self.images[idx].float() / 255
 
+    def label(self, i: int) -> int:
+        return int(self.labels[i])
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.image(i), int(self.labels[i])
 
@@ -76,6 +79,10 @@ class FolderImages(Dataset):
     def image(self, i: int) -> torch.Tensor:
         """The image alone, deterministically transformed (what calibration sees)."""
         return self.fixed(self.loader(self.samples[i][0]).convert("RGB"))
+
+    def label(self, i: int) -> int:
+        """The class index alone, without decoding the image."""
+        return self.samples[i][1]
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.augmented(self.loader(self.samples[i][0]).convert("RGB")), self.samples[i][1]

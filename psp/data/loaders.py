@@ -63,3 +63,8 @@ def calibration_images(dataset: Dataset, indices: list[int], normalize: tuple[to
         x = torch.stack([dataset.image(i) for i in indices])
     mean, std = normalize
     return (x - mean) / std
+
+
+def calibration_labels(dataset: Dataset, indices: list[int]) -> torch.Tensor:
+    """The labels of the calibration images, in the same order: for the equal-data labeled control only."""
+    return torch.tensor([dataset.label(i) for i in indices], dtype=torch.long)
