@@ -7,10 +7,10 @@ from dataclasses import replace
 import pytest
 import torch
 
+from psp.algorithms.controls import distillation_loss
 from psp.data.calibration import draw_calibration
 from psp.data.loaders import calibration_labels
 from psp.errors import UsageError
-from psp.algorithms.controls import distillation_loss
 from psp.methods import get_method, with_bn_recalibration
 from psp.reconstruct.batchnorm import recalibrate_batchnorm
 
@@ -128,7 +128,7 @@ def test_finetuning_reads_the_calibration_draw(trained, tmp_path):
     opts = pipeline.RunOptions(threads=1, device="cpu", latency_repeats=1)
     settings = PruneSettings(**CHEAP)
     ft = pipeline.prune_run("oneshot_ft", str(trained.checkpoint), None, None, None, settings, tmp_path / "ft", opts)
-    bn = pipeline.prune_run("oneshot_bn", str(trained.checkpoint), None, None, None, settings, tmp_path / "bn", opts)
+    pipeline.prune_run("oneshot_bn", str(trained.checkpoint), None, None, None, settings, tmp_path / "bn", opts)
     torch.set_num_threads(1)
     assert ft["uses"] == "labels" and ft["samples"] == CHEAP["samples"]
     assert (tmp_path / "ft" / "calib_indices.txt").read_text() == (tmp_path / "bn" / "calib_indices.txt").read_text()

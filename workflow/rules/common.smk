@@ -54,6 +54,9 @@ def _check_models():
         model["arch"] = model["arch"] or key
         if not is_model(model["arch"]):
             raise ValueError(f"config key models.{key}.arch: unknown architecture {model['arch']!r} (see `psp list`)")
+    stray = [key for key in config["layerwise_saturation"] if key not in config["models"]]
+    if stray:
+        raise ValueError(f"config key layerwise_saturation: {', '.join(stray)} not in models ({', '.join(config['models'])})")
 
 
 def _psp_command():
@@ -256,4 +259,5 @@ def design_params():
         "methods": METHOD_USES,
         "sweep_methods": SWEEP_METHODS,
         "sweep_targets": [target_label(t) for t in SWEEP_TARGETS],
+        "layerwise_saturation": config["layerwise_saturation"],
     }

@@ -1,4 +1,5 @@
-"""Verdicts on the paper's claims C1–C8 (../shared/docs/method.md) from this run's own numbers, by stated rules.
+"""Verdicts on the paper's claims C1–C8 (../shared/docs/method.md) and on the reviewers' open questions Q1–Q6
+(../shared/docs/questions.md) from this run's own numbers, by stated rules.
 
 Differences are paired by seed (same calibration draw). A claimed difference "A better than B" holds when the mean of
 A − B exceeds two standard errors over at least three seeds. Claims compared over several targets (or methods) hold
@@ -9,12 +10,14 @@ when every comparison holds. Budgets below the paper's mark a verdict budget-lim
 import math
 
 import pandas as pd
-from summaries import SETUP, main_runs, paired_difference, pm, read_runs, start_log, sweep_runs
+from summaries import SETUP, main_runs, mean_se, paired_difference, pm, read_runs, start_log, sweep_runs
 
 # The paper's budgets (method.md): retraining baselines fine-tune 100 epochs; PSP runs 20 + 10 epochs; the draw
 # study used ten draws; the calibration-size study spans 128 ... 5120 images.
 PAPER = {"retrain_epochs": 100, "penalty_epochs": 20, "rec_epochs": 10, "draws": 10, "samples": (128, 5120)}
 POST_TRAINING = ["adaprune", "gap", "neuron_merging"]
+WITH_BN = [f"{m}_bn" for m in POST_TRAINING]  # the same methods, then BatchNorm re-estimated (Q1)
+LAYERWISE = ["adaprune", "gap", "adaprune_bn", "gap_bn"]  # layer-wise reconstruction, with and without +BN (Q5)
 CLAIMS = {
     "C1": "At matched FLOPs reduction, PSP is more accurate than the other post-training methods (AdaPrune, gAP, "
           "Neuron Merging).",
@@ -25,6 +28,17 @@ CLAIMS = {
     "C6": "The result is insensitive to which calibration images are drawn (ten draws within about 0.2 points).",
     "C7": "Accuracy rises with the number of calibration images and saturates (128 … 5120).",
     "C8": "Recovery takes minutes, orders of magnitude less than retraining.",
+    "Q1": "PSP's advantage over AdaPrune, gAP and Neuron Merging is not just recalibration: PSP is more accurate "
+          "than the best of them with BatchNorm re-estimated on the same images (\"+BN\").",
+    "Q2": "The holistic layer-wise loss matters: PSP is more accurate than distilling the dense model's output "
+          "(logits) alone on the same images with the same optimiser and epochs (oneshot_kd).",
+    "Q3": "Without labels, PSP is more accurate than supervised fine-tuning on the same images with their labels "
+          "(oneshot_ft).",
+    "Q4": "The key is the reconstruction, not the importance criterion: replacing l2 importance by random importance "
+          "costs PSP less than it costs selection plus BatchNorm re-estimation.",
+    "Q5": "Layer-wise reconstruction (AdaPrune, gAP, with or without +BN) at a saturated per-layer budget is still "
+          "less accurate than PSP.",
+    "Q6": "The result is insensitive to the calibration draw (C6) on this model.",
 }
 RULES = {
     "C1": "PSP − B > 2 SE for every post-training baseline B present and every target.",
@@ -39,6 +53,19 @@ RULES = {
     "C7": "PSP top-1 at the largest size − at the smallest > 2 SE (rises) and the gain of the last step (two largest "
           "sizes) ≤ 2 SE (saturates), at every target; needs ≥ 3 sizes.",
     "C8": "retraining seconds − PSP seconds > 2 SE and the ratio of means ≥ 10, at every target.",
+    "Q1": "psp − B > 2 SE at every target, B the \"+BN\" post-training baseline with the highest mean top-1 there "
+          "(the released baselines and each method's gain from +BN are listed); budget-limited when layer_epochs is "
+          "below the saturated budget measured for the model (config key layerwise_saturation).",
+    "Q2": "psp − oneshot_kd > 2 SE at every target (psp_no_penalty − oneshot_kd is listed: holistic vs output-only "
+          "loss without the penalty phase).",
+    "Q3": "psp − oneshot_ft > 2 SE at every target; opposite when fine-tuning with labels is better by 2 SE.",
+    "Q4": "per seed, (oneshot_bn − oneshot_bn_random) − (psp − psp_random) > 2 SE at every target: the drop from l2 "
+          "to random importance is smaller with PSP's reconstruction than without it.",
+    "Q5": "psp − B > 2 SE at every target, B the best of adaprune, gap, adaprune_bn, gap_bn by mean top-1; "
+          "budget-limited when layer_epochs is below the saturated budget measured for the model (config key "
+          "layerwise_saturation, from benchmarks/layerwise_budget.py).",
+    "Q6": "C6's rule on every model. A range above 0.2 points is decisive with any number of draws (more draws can "
+          "only widen it); a range within 0.2 points needs ten draws, otherwise it is budget-limited.",
 }
 
 
@@ -105,7 +132,11 @@ def claim_c1(main, present, layers, runs, design):
     if "psp" not in present or not baselines:
         return "not run", [f"needs psp and at least one of {', '.join(POST_TRAINING)}"], []
     outcomes, lines = difference_claim(main, "psp", baselines)
-    return combine(outcomes), lines, budget_notes(main, ["psp"])
+    with_bn = [m for m in WITH_BN if m in present]
+    if with_bn:  # shown beside the released baselines; their verdict is Q1's
+        lines += [f"{line.rsplit(' → ', 1)[0]} (+BN, not in this verdict: see Q1)"
+                  for line in difference_claim(main, "psp", with_bn)[1]]
+    return combine(outcomes), lines, budget_notes(main, ["psp"]) + layerwise_notes(main, design)
 
 
 def claim_c2(main, present, layers, runs, design):
@@ -224,8 +255,96 @@ def claim_c8(main, present, layers, runs, design):
     return combine(outcomes), lines, budget_notes(main, ["psp"], retrain=retrain)
 
 
+def best_of(group: pd.DataFrame, methods: list[str]) -> str | None:
+    """The method of ``methods`` with the highest mean top-1 in ``group`` (None when none ran)."""
+    means = group[group["method"].isin(methods)].groupby("method")["top1_pct"].mean()
+    return None if means.empty else str(means.idxmax())
+
+
+def layerwise_notes(main: pd.DataFrame, design: dict) -> list[str]:
+    """Why a layer-wise verdict is budget-limited: layer_epochs below the model's measured saturated budget."""
+    rows = main[main["method"].isin(LAYERWISE)]
+    if rows.empty:
+        return []
+    used = rows["settings.layer_epochs"].max()
+    saturated = design.get("layerwise_saturation", {}).get(main["model"].iloc[0])
+    if saturated is None:
+        return [f"layer_epochs {used:g}; the saturated budget was not measured for this model"]
+    return [f"layer_epochs {used:g} < saturated {saturated}"] if used < saturated else []
+
+
+def best_baseline_claim(main, present, design, candidates, label, extra=()):
+    """PSP against the best of ``candidates`` at each target, with the individual comparisons listed."""
+    wanted = [m for m in candidates if m in present]
+    if "psp" not in present or not wanted:
+        return "not run", [f"needs psp and at least one of {', '.join(candidates)}"], []
+    outcomes, lines = [], []
+    for target, group in main.groupby("target", sort=True):
+        best = best_of(group, wanted)
+        d = paired_difference(group[group["method"] == "psp"], group[group["method"] == best], "top1_pct")
+        outcomes.append(outcome(d))
+        lines.append(f"{target:g}×: best {label} {summary(group, best)} vs {summary(group, 'psp')}; psp − {best}: "
+                     f"{describe(d)} → {outcomes[-1]}")
+        for a, b in extra:
+            if a in present and b in present:
+                d = paired_difference(group[group["method"] == a], group[group["method"] == b], "top1_pct")
+                lines.append(f"{target:g}×: {a} − {b}: {describe(d)}")
+    return combine(outcomes), lines, budget_notes(main, ["psp"]) + layerwise_notes(main, design)
+
+
+def question_q1(main, present, layers, runs, design):
+    gains = [(bn, bn.removesuffix("_bn")) for bn in WITH_BN] + [("psp", m) for m in POST_TRAINING]
+    return best_baseline_claim(main, present, design, WITH_BN, "+BN baseline", gains)
+
+
+def question_q2(main, present, layers, runs, design):
+    if "psp" not in present or "oneshot_kd" not in present:
+        return "not run", ["needs psp and oneshot_kd"], []
+    outcomes, lines = difference_claim(main, "psp", ["oneshot_kd"])
+    if "psp_no_penalty" in present:
+        lines += difference_claim(main, "psp_no_penalty", ["oneshot_kd"])[1]
+    return combine(outcomes), lines, budget_notes(main, ["psp"])
+
+
+def question_q3(main, present, layers, runs, design):
+    if "psp" not in present or "oneshot_ft" not in present:
+        return "not run", ["needs psp and oneshot_ft"], []
+    outcomes, lines = difference_claim(main, "psp", ["oneshot_ft"])
+    return combine(outcomes), lines, budget_notes(main, ["psp"])
+
+
+def question_q4(main, present, layers, runs, design):
+    needed = ["psp", "psp_random", "oneshot_bn", "oneshot_bn_random"]
+    if not set(needed) <= present:
+        return "not run", [f"needs {', '.join(needed)}"], []
+    outcomes, lines = [], []
+    for target, group in main.groupby("target", sort=True):
+        by_seed = group.pivot_table(index="seed", columns="method", values="top1_pct")[needed].dropna()
+        drop_psp = by_seed["psp"] - by_seed["psp_random"]
+        drop_bn = by_seed["oneshot_bn"] - by_seed["oneshot_bn_random"]
+        d = mean_se(drop_bn - drop_psp)
+        outcomes.append(outcome(d))
+        lines.append(f"{target:g}×: l2 → random costs psp {pm(drop_psp.mean(), drop_psp.std(ddof=1))} points "
+                     f"({summary(group, 'psp_random')}) and oneshot_bn {pm(drop_bn.mean(), drop_bn.std(ddof=1))} "
+                     f"points ({summary(group, 'oneshot_bn_random')}); difference of the drops: {describe(d)} → "
+                     f"{outcomes[-1]}")
+    return combine(outcomes), lines, budget_notes(main, ["psp"])
+
+
+def question_q5(main, present, layers, runs, design):
+    return best_baseline_claim(main, present, design, LAYERWISE, "layer-wise method")
+
+
+def question_q6(main, present, layers, runs, design):
+    verdict, lines, notes = claim_c6(main, present, layers, runs, design)
+    if verdict == "does not hold":  # every range already exceeds 0.2 points: more draws cannot narrow it
+        notes = [n for n in notes if "draws" not in n]
+    return verdict, lines, notes
+
+
 ASSESS = {"C1": claim_c1, "C2": claim_c2, "C3": _ablation_claim("psp_no_penalty"), "C4": _ablation_claim("psp_no_rec"),
-          "C5": claim_c5, "C6": claim_c6, "C7": claim_c7, "C8": claim_c8}
+          "C5": claim_c5, "C6": claim_c6, "C7": claim_c7, "C8": claim_c8, "Q1": question_q1, "Q2": question_q2,
+          "Q3": question_q3, "Q4": question_q4, "Q5": question_q5, "Q6": question_q6}
 
 
 def assess(runs: pd.DataFrame, layers: pd.DataFrame, design: dict) -> pd.DataFrame:
@@ -243,7 +362,7 @@ def assess(runs: pd.DataFrame, layers: pd.DataFrame, design: dict) -> pd.DataFra
 
 
 def markdown(table: pd.DataFrame, design: dict) -> str:
-    out = ["# Claims C1–C8: verdicts from this run", "",
+    out = ["# Claims C1–C8 and questions Q1–Q6: verdicts from this run", "",
            "Generated from results/tables/runs.csv by the psp-bench workflow: the numbers are this run's, not the "
            "paper's. Top-1 in %, differences in points, mean ± std over seeds unless marked ± 2 SE.", "",
            "**Rule.** Differences are paired by seed (the same calibration draw). A claimed difference (A better than "

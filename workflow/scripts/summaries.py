@@ -22,10 +22,34 @@ ABLATIONS = {
     "psp_no_penalty": "without phase 1 (sparsity penalty)",
     "psp_no_balance": "one learning rate for all layers",
     "psp_no_rec": "without phase-2 reconstruction",
+    "psp_random": "random channel importance (Q4)",
+    "oneshot_kd": "selection, removal, distillation of the logits only (Q2)",
+    "oneshot_ft": "selection, removal, fine-tuning with the images' labels (Q3)",
     "oneshot": "selection and removal only",
     "oneshot_bn": "selection, removal, BatchNorm re-estimated",
+    "oneshot_bn_random": "as oneshot_bn with random importance (Q4)",
     "dense_bn": "unpruned, BatchNorm re-estimated",
 }
+# Every built-in method by family, in table order: each control sits beside what it explains (a "+BN" variant right
+# after its released method). Methods registered from outside come last, in the family their `uses` implies.
+FAMILIES = {
+    "PSP": ["psp", "psp_no_penalty", "psp_no_balance", "psp_no_rec", "psp_random"],
+    "control": ["oneshot_kd", "oneshot_ft", "oneshot", "oneshot_bn", "oneshot_bn_random", "dense_bn"],
+    "post-training": ["adaprune", "adaprune_bn", "gap", "gap_bn", "neuron_merging", "neuron_merging_bn"],
+    "retraining": ["l1", "greg", "depgraph"],
+}
+ORDER = [m for members in FAMILIES.values() for m in members]
+OUTSIDE_FAMILY = {"labels": "retraining", "calibration": "post-training", "none": "post-training"}
+
+
+def family(method: str, uses: str) -> str:
+    """The family a method is shown in: its built-in one, or the one its data implies."""
+    return next((name for name, members in FAMILIES.items() if method in members), OUTSIDE_FAMILY.get(uses, ""))
+
+
+def method_rank(method: str) -> int:
+    """Table position of a method: the built-in order, then methods registered from outside."""
+    return ORDER.index(method) if method in ORDER else len(ORDER)
 
 
 def start_log(path: str) -> logging.Logger:
@@ -68,20 +92,35 @@ def seed_summary(runs: pd.DataFrame, by: list[str], columns: list[str]) -> pd.Da
     return out.reset_index()
 
 
+def mean_se(values: pd.Series) -> dict:
+    """Mean, standard error and count of per-seed values (differences already paired by seed)."""
+    return {"diff": float(values.mean()), "se": float(values.std(ddof=1) / math.sqrt(len(values))),
+            "n": int(len(values)), "paired": True}
+
+
 def paired_difference(a: pd.DataFrame, b: pd.DataFrame, column: str) -> dict:
     """Mean of ``a - b`` over the seeds both have (paired by seed), its standard error and the seed count; unpaired
     (Welch) when they share fewer than two seeds."""
     x, y = a.set_index("seed")[column], b.set_index("seed")[column]
     common = x.index.intersection(y.index)
     if len(common) >= 2:
-        d = x[common] - y[common]
-        return {"diff": float(d.mean()), "se": float(d.std(ddof=1) / math.sqrt(len(d))), "n": int(len(d)),
-                "paired": True}
+        return mean_se(x[common] - y[common])
     if len(x) == 0 or len(y) == 0:
         return {"diff": math.nan, "se": math.nan, "n": 0, "paired": False}
     se = math.sqrt((x.var(ddof=1) if len(x) > 1 else math.nan) / len(x)
                    + (y.var(ddof=1) if len(y) > 1 else math.nan) / len(y))
     return {"diff": float(x.mean() - y.mean()), "se": se, "n": int(min(len(x), len(y))), "paired": False}
+
+
+def versus_psp(table: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one row per dataset, model, target and method) with ``vs_psp_mean``/``vs_psp_se``: method − PSP
+    in top-1 points, paired by seed."""
+    diffs = []
+    for row in table.itertuples():
+        group = runs[(runs["dataset"] == row.dataset) & (runs["model"] == row.model) & (runs["target"] == row.target)]
+        d = paired_difference(group[group["method"] == row.method], group[group["method"] == "psp"], "top1_pct")
+        diffs.append({"vs_psp_mean": d["diff"], "vs_psp_se": d["se"]})
+    return pd.concat([table, pd.DataFrame(diffs, index=table.index)], axis=1)
 
 
 def pm(mean: float, std: float, digits: int = 2, sep: str = " ± ") -> str:

@@ -9,11 +9,11 @@ from summaries import (
     ABLATIONS,
     SETUP,
     main_runs,
-    paired_difference,
     pm,
     read_runs,
     seed_summary,
     start_log,
+    versus_psp,
     write_table,
 )
 
@@ -22,12 +22,7 @@ def ablation(runs: pd.DataFrame, default_samples: int) -> pd.DataFrame:
     runs = main_runs(runs, default_samples)
     runs = runs[runs["method"].isin(ABLATIONS)]
     table = seed_summary(runs, SETUP + ["target", "method"], ["top1_pct", "seconds"])
-    diffs = []
-    for row in table.itertuples():
-        group = runs[(runs["dataset"] == row.dataset) & (runs["model"] == row.model) & (runs["target"] == row.target)]
-        d = paired_difference(group[group["method"] == row.method], group[group["method"] == "psp"], "top1_pct")
-        diffs.append({"vs_psp_mean": d["diff"], "vs_psp_se": d["se"]})
-    table = pd.concat([table, pd.DataFrame(diffs, index=table.index)], axis=1)
+    table = versus_psp(table, runs)
     table["order"] = table["method"].map(list(ABLATIONS).index)
     table = table.sort_values(SETUP + ["target", "order"], kind="stable").drop(columns="order")
     return table.reset_index(drop=True)

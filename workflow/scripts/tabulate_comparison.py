@@ -1,12 +1,27 @@
 """The comparison table: every method at every target MACs reduction, per dataset/model, over seeds.
 
-Rows are the main runs (the default calibration size; n0 for methods that read no data). Top-1 is mean ± standard
-deviation over seeds in %, Δ is the change from the unpruned model in points, RP/RF the fractions of parameters and
-MACs removed, time the pruning wall-clock seconds, speed-up the measured latency ratio dense / pruned.
+Rows are the main runs (the default calibration size; n0 for methods that read no data), grouped by family (PSP and
+its variants, controls, post-training baselines each followed by its "+BN" variant, retraining baselines) so that
+every control sits beside the method it explains. Top-1 is mean ± standard deviation over seeds in %, Δ is the
+change from the unpruned model in points, "vs PSP" the difference to PSP paired by seed with two standard errors,
+RP/RF the fractions of parameters and MACs removed, time the pruning wall-clock seconds, speed-up the measured
+latency ratio dense / pruned.
 """
 
 import pandas as pd
-from summaries import SETUP, main_runs, pm, read_runs, seed_summary, start_log, write_table
+from summaries import (
+    FAMILIES,
+    SETUP,
+    family,
+    main_runs,
+    method_rank,
+    pm,
+    read_runs,
+    seed_summary,
+    start_log,
+    versus_psp,
+    write_table,
+)
 
 VALUES = ["top1_pct", "top1_dense_pct", "delta_pct", "macs_reduction", "rp_pct", "rf_pct", "seconds", "speedup_b1",
           "speedup_b64"]
@@ -17,17 +32,25 @@ def comparison(runs: pd.DataFrame, default_samples: int) -> pd.DataFrame:
         delta_pct=lambda r: r["top1_pct"] - r["top1_dense_pct"], rp_pct=lambda r: 100 * r["rp"],
         rf_pct=lambda r: 100 * r["rf"])
     table = seed_summary(runs, SETUP + ["method", "uses", "target", "samples"], VALUES)
-    return table.sort_values(SETUP + ["target", "top1_pct_mean"], ascending=[True, True, True, False],
-                             kind="stable").reset_index(drop=True)
+    table = versus_psp(table, runs)
+    table.insert(2, "family", [family(m, u) for m, u in zip(table["method"], table["uses"], strict=True)])
+    table["family_rank"] = table["family"].map(list(FAMILIES).index)
+    table["method_rank"] = table["method"].map(method_rank)
+    table = table.sort_values(SETUP + ["target", "family_rank", "method_rank", "top1_pct_mean"],
+                              ascending=[True, True, True, True, True, False], kind="stable")
+    return table.drop(columns=["family_rank", "method_rank"]).reset_index(drop=True)
 
 
 def display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "dataset": table["dataset"], "model": table["model"], "method": table["method"],
-        "target ×": table["target"].map("{:g}".format),
+        "dataset": table["dataset"], "model": table["model"], "target ×": table["target"].map("{:g}".format),
+        "family": table["family"], "method": table["method"],
         "MACs ↓ ×": table["macs_reduction_mean"].map("{:.2f}".format),
         "top-1 %": [pm(m, s) for m, s in zip(table["top1_pct_mean"], table["top1_pct_std"], strict=True)],
         "Δ top-1 pts": [pm(m, s) for m, s in zip(table["delta_pct_mean"], table["delta_pct_std"], strict=True)],
+        "vs PSP pts (± 2 SE)": ["–" if meth == "psp" else pm(m, 2 * s)
+                                for meth, m, s in zip(table["method"], table["vs_psp_mean"], table["vs_psp_se"],
+                                                      strict=True)],
         "RP %": table["rp_pct_mean"].map("{:.1f}".format),
         "RF %": table["rf_pct_mean"].map("{:.1f}".format),
         "time s": [pm(m, s, 1) for m, s in zip(table["seconds_mean"], table["seconds_std"], strict=True)],
@@ -44,7 +67,8 @@ def main(smk) -> None:
     table = comparison(read_runs(smk.input.runs), default_samples)
     dense = ", ".join(f"{d} / {m}: {v:.2f} %" for (d, m), v in
                       table.groupby(SETUP)["top1_dense_pct_mean"].first().items())
-    note = (f"Top-1 mean ± std over seeds; Δ from the unpruned model (dense top-1 {dense}); RP/RF: parameters/MACs "
+    note = (f"Top-1 mean ± std over seeds; Δ from the unpruned model (dense top-1 {dense}); vs PSP: method − PSP "
+            f"paired by seed ± two standard errors; RP/RF: parameters/MACs "
             f"removed; time: pruning seconds; speed-up: measured latency dense/pruned at batch 1 and 64. "
             f"n = calibration images ({default_samples} for every calibration method, 0 for methods that read no "
             f"data; 'labels' methods read the labeled training split and carry n = {default_samples} as a label).")

@@ -1,0 +1,84 @@
+"""The verdict rules of the claims table (workflow/scripts/assess_claims.py) on synthetic runs with known answers."""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+from assess_claims import assess  # noqa: E402
+
+SEEDS = [0, 1, 2]
+JITTER = [0.0, 0.1, -0.1]  # per-seed noise shared by every method (paired differences cancel it)
+DESIGN = {"default_samples": 512, "targets": ["2.0"], "seeds": SEEDS, "sweep_methods": [], "sweep_targets": ["2.0"],
+          "methods": {}, "layerwise_saturation": {"net": 4}}
+USES = {"oneshot_ft": "labels", "oneshot": "none", "neuron_merging": "none"}
+
+
+def _runs(top1: dict[str, float], layer_epochs: int = 4, seed_spread: dict[str, list[float]] | None = None
+          ) -> pd.DataFrame:
+    rows = []
+    for method, value in top1.items():
+        for seed, jitter in zip(SEEDS, (seed_spread or {}).get(method, JITTER), strict=True):
+            uses = USES.get(method, "calibration")
+            rows.append({"dataset": "d", "model": "net", "method": method, "target": 2.0, "seed": seed,
+                         "samples": 0 if uses == "none" else 512, "uses": uses, "top1_pct": value + jitter,
+                         "seconds": 10.0, "settings.penalty_epochs": 20, "settings.rec_epochs": 10,
+                         "settings.epochs": 1, "settings.layer_epochs": layer_epochs})
+    return pd.DataFrame(rows)
+
+
+def _verdicts(runs: pd.DataFrame, design: dict = DESIGN) -> dict[str, pd.Series]:
+    layers = pd.DataFrame(columns=["dataset", "model", "method", "target", "seed", "samples", "layer_index",
+                                   "relative_change"])
+    table = assess(runs, layers, design | {"methods": {m: USES.get(m, "calibration") for m in runs["method"]}})
+    return {row["claim"]: row for _, row in table.iterrows()}
+
+
+BASE = {"psp": 70.0, "psp_random": 66.0, "oneshot_bn": 40.0, "oneshot_bn_random": 20.0, "oneshot_kd": 75.0,
+        "oneshot_ft": 70.0, "adaprune": 10.0, "gap": 12.0, "neuron_merging": 10.0, "adaprune_bn": 45.0,
+        "gap_bn": 50.0, "neuron_merging_bn": 41.0}
+
+
+def test_questions_follow_their_rules():
+    v = _verdicts(_runs(BASE))
+    assert v["Q1"]["verdict"] == "holds" and "best +BN baseline gap_bn" in v["Q1"]["numbers"]
+    assert "adaprune_bn − adaprune" in v["Q1"]["numbers"]  # each method's gain from +BN is listed
+    assert v["Q2"]["verdict"] == "does not hold"  # distillation of the logits beats PSP
+    assert v["Q3"]["verdict"] == "does not hold" and "not significant" in v["Q3"]["numbers"]
+    assert v["Q4"]["verdict"] == "holds"  # random importance costs PSP 4 points, oneshot_bn 20
+    assert v["Q5"]["verdict"] == "holds" and not v["Q5"]["budget_limited"]
+    assert v["Q6"]["verdict"] == "holds" and v["Q6"]["budget_limited"]  # range 0.2 from 3 draws: needs ten
+
+
+def test_c1_lists_the_bn_variants_without_counting_them():
+    v = _verdicts(_runs(BASE | {"adaprune_bn": 80.0}))
+    assert v["C1"]["verdict"] == "holds"  # the released baselines
+    assert "psp − adaprune_bn" in v["C1"]["numbers"] and "see Q1" in v["C1"]["numbers"]
+    assert v["Q1"]["verdict"] == "does not hold"
+
+
+def test_importance_matters_as_much_with_reconstruction():
+    v = _verdicts(_runs(BASE | {"psp_random": 50.0}))
+    assert v["Q4"]["verdict"] == "does not hold"
+
+
+def test_layerwise_budget_below_saturation_is_budget_limited():
+    v = _verdicts(_runs(BASE, layer_epochs=2))
+    assert v["Q5"]["budget_limited"] and "layer_epochs 2 < saturated 4" in v["Q5"]["budget"]
+    unmeasured = _verdicts(_runs(BASE), DESIGN | {"layerwise_saturation": {}})
+    assert unmeasured["Q1"]["budget_limited"] and "not measured" in unmeasured["Q1"]["budget"]
+
+
+@pytest.mark.parametrize(("spread", "verdict", "limited"), [([0.0, 0.1, -0.1], "holds", True),
+                                                              ([0.0, 0.5, -0.5], "does not hold", False)])
+def test_a_wide_draw_range_is_decisive_with_three_draws(spread, verdict, limited):
+    v = _verdicts(_runs(BASE, seed_spread={"psp": spread}))
+    assert v["Q6"]["verdict"] == verdict and v["Q6"]["budget_limited"] == limited
+
+
+def test_missing_controls_are_not_run():
+    v = _verdicts(_runs({"psp": 70.0, "oneshot_bn": 40.0}))
+    assert {q: v[q]["verdict"] for q in ["Q1", "Q2", "Q3", "Q4", "Q5"]} == dict.fromkeys(
+        ["Q1", "Q2", "Q3", "Q4", "Q5"], "not run")
