@@ -7,6 +7,7 @@ None), a ``labels`` method gets the labeled split and the calibration images wit
 """
 
 import copy
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -16,20 +17,17 @@ import torch_pruning as tp
 from baselines.depgraph import group_norm_regulariser
 from baselines.greg import GrowingPenalty
 from baselines.neuron_merging import merge_chain, merge_into_consumers
-from psp.checkpoint import load_model
 from psp.data.datasets import DataBundle, TensorImages, load_data
 from psp.data.loaders import batches, calibration_images, calibration_labels
 from psp.data.normalization import normalizer
 from psp.errors import UsageError
-from psp.methods import PruneContext, get_method, list_methods
+from psp.methods import MethodResult, PruneContext, get_method, list_methods
 from psp.metrics import accuracy, count_macs
 from psp.models import create_model
-from psp.pipeline import RunOptions, train_run
 from psp.settings import PruneSettings
 from psp.structure.groups import build_graph, output_layer
 from psp.structure.removal import remove_channels, selected_slices
 from psp.structure.rules import CUSTOM_PRUNERS
-from psp.train import TrainSettings
 
 FAMILIES = {"resnet8_tiny": {}, "vgg_tiny": {}, "resnet18_cifar": {"width": 4}}  # option-A ResNet, VGG, projection
 TARGET = 2.0
@@ -38,10 +36,13 @@ TINY = {"target_macs": TARGET, "batch_size": 16, "layer_epochs": 1, "penalty_epo
 CALIBRATION = list(range(0, 4000, 125))  # 32 training images
 DENSE_CONTROLS = {"dense_bn"}  # registered controls that keep every channel
 RETRAINING = [m for m in list_methods() if get_method(m).uses == "labels"]
-# The embedded default: resnet8_tiny on mnist5k; the smallest fine-tuning budget at which every retraining
-# method clearly recovers from a removal that leaves the model at chance (measured: +20 to +33 points).
-RETRAIN_BUDGET = {"target_macs": TARGET, "train_subset": 2048, "epochs": 1, "reg_epochs": 1}
-BASE_EPOCHS = 3  # about 89 % top-1 on mnist5k in under 10 s on one core
+# Decisive on any CPU's kernels: at 3x MACs removal alone leaves the suite's base model near chance, and two epochs
+# of the whole labeled split (oneshot_ft: its 30 default epochs on 500 labeled calibration images at lr 1e-2) bring
+# every labels method back above 0.8. Measured on AVX512, AVX2, default kernels and base seeds 0-4: oneshot 0.10-0.17,
+# retrained 0.84-0.94. At 2x, oneshot alone keeps 0.12-0.34 depending on the kernels, too noisy to compare against.
+RETRAIN_BUDGET = {"target_macs": 3.0, "train_subset": 4000, "epochs": 2, "reg_epochs": 1, "finetune_lr": 0.1,
+                  "lr": 1e-2}
+RETRAIN_CALIBRATION = list(range(0, 4000, 8))  # 500 labeled images for oneshot_ft
 
 
 class LabelsRead(AssertionError):
@@ -81,18 +82,19 @@ def _no_calibration() -> torch.Tensor:
     raise AssertionError("this method declared it reads no calibration images")
 
 
-def _context(name: str, model: torch.nn.Module, bundle: DataBundle, settings: PruneSettings) -> PruneContext:
+def _context(name: str, model: torch.nn.Module, bundle: DataBundle, settings: PruneSettings,
+             calibration_indices: list[int] = CALIBRATION) -> PruneContext:
     uses = get_method(name).uses
     norm = normalizer("mnist", 1)
     calibration, data = _no_calibration, None
     if uses == "calibration":
         data = _unlabeled(bundle)
-        images = calibration_images(data.train, CALIBRATION, norm)
+        images = calibration_images(data.train, calibration_indices, norm)
         calibration = lambda: images  # noqa: E731
     elif uses == "labels":
         data = bundle
-        images = calibration_images(bundle.train, CALIBRATION, norm)
-        labels = calibration_labels(bundle.train, CALIBRATION)
+        images = calibration_images(bundle.train, calibration_indices, norm)
+        labels = calibration_labels(bundle.train, calibration_indices)
         calibration = lambda: images  # noqa: E731
     example = torch.zeros(1, bundle.spec.in_channels, bundle.spec.image_size, bundle.spec.image_size)
     return PruneContext(model=model.eval(), example=example, settings=settings, device=torch.device("cpu"),
@@ -124,51 +126,62 @@ def test_method_hits_target_and_keeps_the_dense_model(name: str, family: str, mn
     assert out.shape == (4, mnist.spec.num_classes) and torch.isfinite(out).all()
     assert all(torch.equal(v, state[k]) for k, v in dense.state_dict().items()), "the dense model was modified"
     assert result.images_seen >= 0 and result.epochs >= 0
-    for row in result.tables.get("layer_losses", []):  # AdaPrune, gAP: every fitted layer gets better
-        if row.get("fitted", True):
-            assert row["loss_after"] < row["loss_before"], row
 
 
+@pytest.mark.numerics
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("family", list(FAMILIES))
 @pytest.mark.parametrize("name", ["adaprune", "gap"])
-def test_layerwise_reconstruction_lowers_layer_losses(name: str, mnist: DataBundle) -> None:
-    dense = create_model("resnet8_tiny", mnist.spec).eval()
-    result = get_method(name).run(_context(name, dense, mnist, PruneSettings(**TINY)))
+def test_layerwise_reconstruction_lowers_layer_losses(name: str, family: str, mnist: DataBundle) -> None:
+    """Every fitted layer gets closer to its dense output, and the method's default 10 epochs per layer cut the
+    summed loss decisively (seeded model; measured 0.40-0.68 of the loss before, the same on every kernel path)."""
+    torch.manual_seed(0)
+    dense = create_model(family, mnist.spec, **FAMILIES[family]).eval()
+    result = get_method(name).run(_context(name, dense, mnist, PruneSettings(**(TINY | {"layer_epochs": 10}))))
     rows = [r for r in result.tables["layer_losses"] if r.get("fitted", True)]
     assert rows and result.extra["layers_reconstructed"] == len(rows)
-    assert sum(r["loss_after"] for r in rows) < 0.97 * sum(r["loss_before"] for r in rows)
+    assert all(r["loss_after"] < r["loss_before"] for r in rows), rows
+    assert sum(r["loss_after"] for r in rows) < 0.8 * sum(r["loss_before"] for r in rows)
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", RETRAINING)
 def test_retraining_needs_labels(name: str, mnist: DataBundle) -> None:
+    """A labels method given no labels (neither the split nor the calibration images' labels) says so."""
     ctx = _context(name, create_model("vgg_tiny", mnist.spec), mnist, PruneSettings(**TINY))
-    with pytest.raises(UsageError, match="labeled"):
-        get_method(name).run(replace(ctx, data=None))
+    with pytest.raises(UsageError, match="label"):
+        get_method(name).run(replace(ctx, data=None, calibration_labels=None))
 
 
 @pytest.fixture(scope="session")
-def base(tmp_path_factory: pytest.TempPathFactory, mnist: DataBundle) -> torch.nn.Module:
-    """resnet8_tiny trained on the embedded default, once per session."""
-    out = tmp_path_factory.mktemp("base")
-    train_run("resnet8_tiny", "mnist5k", BASE_EPOCHS, 0, out, RunOptions(threads=1, latency_repeats=2),
-              TrainSettings())
-    return load_model(out / "model.pt", None, mnist.spec, None).model.eval()
-
-
-@pytest.fixture(scope="session")
-def oneshot_top1(base: torch.nn.Module, mnist: DataBundle) -> float:
-    result = get_method("oneshot").run(_context("oneshot", base, mnist, PruneSettings(**RETRAIN_BUDGET)))
+def oneshot_top1(fresh_base: Callable[[], torch.nn.Module], mnist: DataBundle) -> float:
+    """The suite's base model after removal alone, at the retraining test's target."""
+    result = get_method("oneshot").run(_context("oneshot", fresh_base(), mnist, PruneSettings(**RETRAIN_BUDGET)))
     return _top1(result.model, mnist)
 
 
+def _finetune_losses(result: MethodResult) -> list[float]:
+    """Per-epoch losses of the labeled fine-tuning (the retraining baselines' 'finetune' phase, oneshot_ft's epochs)."""
+    rows = [r for r in result.tables.get("train_log", []) if r["phase"] == "finetune"]
+    return [r["loss"] for r in rows or result.tables["losses"]]
+
+
+@pytest.mark.numerics
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", RETRAINING)
-def test_retraining_beats_oneshot(name: str, base: torch.nn.Module, oneshot_top1: float, mnist: DataBundle) -> None:
+def test_retraining_beats_oneshot(name: str, fresh_base: Callable[[], torch.nn.Module], oneshot_top1: float,
+                                  mnist: DataBundle) -> None:
+    """From a removal that leaves the model near chance (0.1), fine-tuning with labels recovers most of the dense
+    accuracy: its loss falls and top-1 ends far above both chance and the unrecovered model."""
+    assert oneshot_top1 < 0.4, "the scenario needs a removal that costs most of the accuracy"
     torch.manual_seed(0)
-    result = get_method(name).run(_context(name, base, mnist, PruneSettings(**RETRAIN_BUDGET)))
+    ctx = _context(name, fresh_base(), mnist, PruneSettings(**RETRAIN_BUDGET), RETRAIN_CALIBRATION)
+    result = get_method(name).run(ctx)
     assert result.images_seen > 0 and result.epochs > 0
-    assert _top1(result.model, mnist) > oneshot_top1 + 0.1
+    losses = _finetune_losses(result)
+    assert len(losses) >= 2 and losses[-1] < 0.8 * losses[0], losses
+    top1 = _top1(result.model, mnist)
+    assert top1 > 0.6 and top1 > oneshot_top1 + 0.4, (top1, oneshot_top1)
 
 
 @pytest.mark.timeout(30)

@@ -60,6 +60,7 @@ def test_bn_recalibration_is_a_post_step_any_method_can_use(fresh_base, make_con
     assert calls == [0] and result.extra["bn_recalibrated"] and result.images_seen == CHEAP["samples"]
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("loss", ["mse", "kl"])
 def test_distillation_lowers_the_output_gap(loss, fresh_base, make_context):
     """oneshot_kd trains the pruned model towards the dense model's logits: its loss falls over PSP's total epochs,
@@ -92,6 +93,7 @@ def _labeled_context(make_context, fresh_base, mnist, **settings):
     return replace(ctx, data=mnist, calibration_labels=lambda: labels), labels
 
 
+@pytest.mark.numerics
 def test_finetuning_fits_the_calibration_labels(fresh_base, make_context, mnist):
     """oneshot_ft is supervised on exactly the calibration images: its cross-entropy falls, and it fits their labels
     better than the unrecovered pruned model does."""

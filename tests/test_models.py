@@ -251,6 +251,7 @@ def test_own_checkpoint_checks_name_and_data(tmp_path):
         load_model(tmp_path / "m.pt", data=SPECS["cifar10"])
 
 
+@pytest.mark.numerics
 def test_short_training_learns(trained):
     """A few epochs on mnist5k must learn far beyond chance (0.1) and record what was run."""
     m = trained.metrics

@@ -97,6 +97,7 @@ def test_phases_run_their_epochs(main_run):
     assert result.images_seen == 256 * 15
 
 
+@pytest.mark.numerics
 def test_phase2_lowers_its_loss(main_run, no_penalty_run):
     """Reconstruction after removal reduces the holistic loss (strongly so when removal starts cold)."""
     _, result, _ = main_run
@@ -106,6 +107,7 @@ def test_phase2_lowers_its_loss(main_run, no_penalty_run):
     assert cold[-1] < 0.8 * cold[0]
 
 
+@pytest.mark.numerics
 def test_phase1_shrinks_selected_weights(main_run):
     """The penalty drives the weights of the selected channels towards zero, far more than the weights overall."""
     _, _, rec = main_run
@@ -116,6 +118,7 @@ def test_phase1_shrinks_selected_weights(main_run):
     assert rec.norm_at_removal / rec.norm_before < 0.5 * kept_after / kept_before
 
 
+@pytest.mark.numerics
 def test_phase1_lowers_loss_after_removal(main_run, no_penalty_run):
     """Removing channels that phase 1 already faded out loses less than removing them cold."""
     _, result, _ = main_run
@@ -124,8 +127,10 @@ def test_phase1_lowers_loss_after_removal(main_run, no_penalty_run):
     assert _rows(result, 2)[-1]["loss"] < _rows(cold, 2)[-1]["loss"]
 
 
+@pytest.mark.numerics
 def test_psp_beats_oneshot_bn(main_run, top1_of, fresh_base, make_context):
-    """At the same 2x MACs reduction, PSP keeps clearly more accuracy than removal plus BN re-estimation."""
+    """At the same 2x MACs reduction, PSP keeps clearly more accuracy than removal plus BN re-estimation
+    (measured on AVX512, AVX2 and default kernels: 0.82-0.83 against 0.36-0.41)."""
     ctx, result, _ = main_run
     control = _run("oneshot_bn", make_context(fresh_base(), **FAST))
     dense_macs = count_macs(ctx.model, ctx.example)
