@@ -14,6 +14,7 @@ one while any variant still gains at least ``--rise`` points, up to ``--max-epoc
 import argparse
 import copy
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def main() -> None:
     p.add_argument("--normalize", default="imagenet")
     p.add_argument("--target", type=float, default=2.1)
     p.add_argument("--samples", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0], help="calibration draws (as `psp prune --seed`)")
     p.add_argument("--methods", nargs="+", default=["adaprune", "gap"])
     p.add_argument("--budgets", nargs="+", type=int, default=[2, 10, 50])
     p.add_argument("--rise", type=float, default=1.0, help="points a doubled budget must gain to keep doubling")
@@ -58,19 +59,20 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/layerwise_budget"))
     args = p.parse_args()
 
-    device = configure(args.threads, args.seed, "cpu")
+    device = configure(args.threads, 0, "cpu")
     bundle = load_data(args.data)
     loaded = load_model(args.checkpoint, args.model, bundle.spec, args.normalize)
     norm = normalizer(loaded.normalize, bundle.spec.in_channels)
     test = decoded(bundle.test)
-    images = calibration_images(bundle.train, draw_calibration(len(bundle.train), args.samples, args.seed), norm)
     example = torch.zeros(1, bundle.spec.in_channels, bundle.spec.image_size, bundle.spec.image_size)
 
     def top1(model: torch.nn.Module) -> float:
         return 100 * accuracy(model.eval(), batches(test, 500, norm))["top1"]
 
-    def fit(method: str, epochs: int) -> list[dict]:
-        settings = PruneSettings(target_macs=args.target, samples=args.samples, seed=args.seed, layer_epochs=epochs)
+    def fit(method: str, epochs: int, seed: int) -> list[dict]:
+        images = calibration_images(bundle.train, draw_calibration(len(bundle.train), args.samples, seed), norm)
+        settings = PruneSettings(target_macs=args.target, samples=args.samples, seed=seed, layer_epochs=epochs)
+        torch.manual_seed(seed)
         ctx = PruneContext(model=loaded.model.eval(), example=example, settings=settings, device=device,
                            normalize=norm, calibration=lambda: images)
         start = time.perf_counter()
@@ -79,16 +81,17 @@ def main() -> None:
         plain = top1(result.model)
         recalibrated = copy.deepcopy(result.model)
         recalibrate_batchnorm(recalibrated, images, settings.batch_size)
-        return [{"method": method, "layer_epochs": epochs, "top1": plain, "seconds": seconds},
-                {"method": f"{method}_bn", "layer_epochs": epochs, "top1": top1(recalibrated), "seconds": seconds}]
+        return [{"method": method, "seed": seed, "layer_epochs": epochs, "top1": plain, "seconds": seconds},
+                {"method": f"{method}_bn", "seed": seed, "layer_epochs": epochs, "top1": top1(recalibrated),
+                 "seconds": seconds}]
 
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
-    for method in args.methods:
+    for seed, method in ((seed, method) for seed in args.seeds for method in args.methods):
         budgets, last = list(args.budgets), None
         while budgets:
             epochs = budgets.pop(0)
-            pair = fit(method, epochs)
+            pair = fit(method, epochs, seed)
             rows += pair
             print(json.dumps(pair), flush=True)
             (args.out / "layerwise_budget.json").write_text(json.dumps(rows, indent=2))
@@ -99,18 +102,21 @@ def main() -> None:
             last = pair
     dense = top1(loaded.model)
     lines = [f"# AdaPrune and gAP against their per-layer budget ({args.model}, {args.target}× fewer MACs, "
-             f"{args.samples} images, seed {args.seed}; dense {dense:.2f} %)", "",
-             "| method | epochs per layer | top-1 % | fit seconds |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['method']} | {r['layer_epochs']} | {r['top1']:.2f} | {r['seconds']:.1f} |" for r in rows]
+             f"{args.samples} images, seeds {', '.join(map(str, args.seeds))}; dense {dense:.2f} %)", "",
+             "| method | seed | epochs per layer | top-1 % | fit seconds |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['method']} | {r['seed']} | {r['layer_epochs']} | {r['top1']:.2f} | {r['seconds']:.1f} |"
+              for r in rows]
     (args.out / "layerwise_budget.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in dict.fromkeys(r["method"] for r in rows):
-        points = [(r["layer_epochs"], r["top1"]) for r in rows if r["method"] == name]
-        ax.plot(*zip(*points, strict=True), marker="o", linestyle="--" if name.endswith("_bn") else "-", label=name)
+        budgets = sorted({r["layer_epochs"] for r in rows if r["method"] == name})
+        means = [statistics.mean(r["top1"] for r in rows if r["method"] == name and r["layer_epochs"] == b)
+                 for b in budgets]
+        ax.plot(budgets, means, marker="o", linestyle="--" if name.endswith("_bn") else "-", label=name)
     ax.axhline(dense, color="black", linewidth=0.8, label="dense")
-    ax.set(xscale="log", xlabel="epochs per layer", ylabel="top-1 %",
+    ax.set(xscale="log", xlabel="epochs per layer", ylabel="top-1 % (mean over seeds)",
            title=f"Layer-wise reconstruction budget, {args.model} at {args.target}×")
     ax.legend(fontsize=8)
     fig.tight_layout()
