@@ -13,7 +13,7 @@ SEEDS = [0, 1, 2]
 JITTER = [0.0, 0.1, -0.1]  # per-seed noise shared by every method (paired differences cancel it)
 DESIGN = {"default_samples": 512, "targets": ["2.0"], "seeds": SEEDS, "sweep_methods": [], "sweep_targets": ["2.0"],
           "methods": {}, "layerwise_saturation": {"net": 4}}
-USES = {"oneshot_ft": "labels", "oneshot": "none", "neuron_merging": "none"}
+USES = {"oneshot_ft": "labels", "l1": "labels", "oneshot": "none", "neuron_merging": "none"}
 
 
 def _runs(top1: dict[str, float], layer_epochs: int = 4, seed_spread: dict[str, list[float]] | None = None
@@ -76,6 +76,13 @@ def test_layerwise_budget_below_saturation_is_budget_limited():
 def test_a_wide_draw_range_is_decisive_with_three_draws(spread, verdict, limited):
     v = _verdicts(_runs(BASE, seed_spread={"psp": spread}))
     assert v["Q6"]["verdict"] == verdict and v["Q6"]["budget_limited"] == limited
+
+
+def test_labeled_control_is_not_a_retraining_baseline():
+    v = _verdicts(_runs(BASE | {"l1": 69.0}))
+    assert "oneshot_ft" not in v["C8"]["numbers"] and "l1" in v["C8"]["numbers"]
+    alone = _verdicts(_runs({"psp": 70.0, "oneshot_ft": 60.0}))
+    assert alone["C2"]["verdict"] == "not run" and alone["C8"]["verdict"] == "not run"
 
 
 def test_missing_controls_are_not_run():
