@@ -1,7 +1,10 @@
 """Time every run's pruned model and its dense model, alone on the machine, at batch 1 and 64.
 
 One process loads each ``model.pt`` beside a ``metrics.json`` (and each distinct dense checkpoint once) and records
-the median latency (``psp.metrics.latency_profile``) with torch using all of the job's threads.
+the median latency (``psp.metrics.latency_profile``) with torch using all of the job's threads. The dense model is
+timed again right before each pruned model: on a shared or virtual machine the speed drifts over minutes (seen here:
+a dense ResNet-56 timed once at the start made every later speed-up 0.6-0.7x of its back-to-back value), and a ratio
+of two timings taken together cancels the drift.
 """
 
 import json
@@ -23,17 +26,17 @@ def example_for(loaded) -> torch.Tensor:
 def main(smk) -> None:
     log = start_log(smk.log[0])
     torch.set_num_threads(smk.threads)
-    dense_cache: dict[str, dict[str, float]] = {}
+    dense_models: dict[str, torch.nn.Module] = {}
     rows = []
     for path in smk.input:
         metrics = json.loads(Path(path).read_text())
         pruned = load_model(Path(path).with_name("model.pt"))
         example = example_for(pruned)
         settings = metrics["settings"]
-        if settings["checkpoint"] not in dense_cache:
+        if settings["checkpoint"] not in dense_models:
             dense = load_model(settings["checkpoint"], settings["model"], pruned.data, settings["normalize"])
-            dense_cache[settings["checkpoint"]] = latency_profile(dense.model, example)
-        dense_latency = dense_cache[settings["checkpoint"]]
+            dense_models[settings["checkpoint"]] = dense.model
+        dense_latency = latency_profile(dense_models[settings["checkpoint"]], example)
         latency = latency_profile(pruned.model, example)
         rows.append({"path": path, **{f"{k}_alone": v for k, v in latency.items()},
                      **{f"{k}_dense_alone": v for k, v in dense_latency.items()},
@@ -41,8 +44,8 @@ def main(smk) -> None:
                      "speedup_b64_alone": dense_latency["latency_b64"] / latency["latency_b64"],
                      "latency_threads": smk.threads})
     pd.DataFrame(rows).to_csv(smk.output[0], index=False)
-    log.info("timed %d pruned models and %d dense models with %d threads", len(rows), len(dense_cache),
-             smk.threads)
+    log.info("timed %d pruned models, each beside its dense model (%d distinct), with %d threads", len(rows),
+             len(dense_models), smk.threads)
 
 
 if __name__ == "__main__":
