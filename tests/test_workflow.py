@@ -30,6 +30,9 @@ FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "ablation", "layer_updates
 TOY_MODULE = '''"""A method registered from outside the package (the workflow test's `method_modules` entry)."""
 
 import copy
+import os
+import time
+from pathlib import Path
 
 from psp.methods import MethodResult, register_method
 from psp.structure.removal import remove_channels
@@ -37,6 +40,10 @@ from psp.structure.removal import remove_channels
 
 @register_method("toy", uses="none", summary="test-only copy of oneshot, registered outside the package")
 def toy(ctx):
+    hold = os.environ.get("PSP_TEST_HOLD")
+    if hold:  # the kill test: say "running", then wait to be killed
+        Path(hold).touch()
+        time.sleep(600)
     selection = ctx.select()
     return MethodResult(remove_channels(copy.deepcopy(ctx.model), selection, ctx.example), selection)
 '''
@@ -180,19 +187,21 @@ def test_tiny_end_to_end_run(tmp_path):
     for name in before:
         pd.testing.assert_frame_equal(_without_times(before[name]), _without_times(after[name]), obj=name)
 
-    # A job killed with SIGKILL mid-run (pre-emption, OOM killer) and rerun by Snakemake: same tables.
-    killed = tmp_path / "results" / "mnist5k" / "tiny" / "psp" / "2.0" / "n32" / "s1"
+    # A job killed with SIGKILL mid-run (pre-emption, OOM killer) and rerun by Snakemake: same tables. The toy
+    # method holds while PSP_TEST_HOLD is set, so the kill lands mid-job however fast the machine is.
+    killed = tmp_path / "results" / "mnist5k" / "tiny" / "toy" / "2.0" / "n0" / "s1"
     shutil.rmtree(killed)
     shutil.rmtree(tables)
-    log = tmp_path / "logs" / "mnist5k" / "tiny" / "psp" / "2.0" / "n32" / "s1" / "prune.log"
-    log.unlink(missing_ok=True)
+    held = tmp_path / "held"
     bindir = str(Path(sys.executable).parent)
     proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "1", *targets], cwd=tmp_path,
-                            env=env | {"PATH": bindir + os.pathsep + os.environ.get("PATH", "")},
+                            env=env | {"PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+                                       "PSP_TEST_HOLD": str(held)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 240
-    while not (log.is_file() and "psp" in log.read_text()) and time.monotonic() < deadline and proc.poll() is None:
+    while not held.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
+    assert held.exists(), "the held job never started"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "metrics.json").exists(), "the job should have been killed before it finished"
