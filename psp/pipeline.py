@@ -4,6 +4,7 @@ Each writes its outputs atomically (temporary name, then rename), so an interrup
 """
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -186,17 +187,19 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
             indices.extend(_calibration_indices(settings, bundle))
         return indices
 
+    @functools.cache
     def calibration() -> torch.Tensor:
         return calibration_images(bundle.train, drawn(), norm)
 
     def labels() -> torch.Tensor:
         return calibration_labels(bundle.train, drawn())
 
-    images = calibration() if method.uses == "calibration" else None
+    if method.uses == "calibration":
+        calibration()
     labeled = method.uses == "labels"
     ctx = PruneContext(model=model, example=example, settings=settings, device=device, normalize=norm,
-                       calibration=(lambda: images) if images is not None else calibration,
-                       data=bundle if labeled else None, calibration_labels=labels if labeled else None)
+                       calibration=calibration, data=bundle if labeled else None,
+                       calibration_labels=labels if labeled else None)
     torch.manual_seed(settings.seed)
     t0 = time.perf_counter()
     result = method.run(ctx)
