@@ -91,6 +91,23 @@ def _check_sweep_targets():
 _check_sweep_targets()
 
 
+def _check_method_targets():
+    """method_targets names configured methods and targets among `targets`; samples_seeds names configured sizes."""
+    for method, targets in config["method_targets"].items():
+        if method not in METHOD_USES:
+            raise ValueError(f"config key method_targets: {method} is not among methods ({', '.join(METHOD_USES)})")
+        stray = [t for t in targets if float(t) not in map(float, config["targets"])]
+        if stray:
+            raise ValueError(f"config key method_targets.{method}: {stray} not in targets {config['targets']}")
+    sizes = set(config["samples"]) | {config["default_samples"]}
+    stray = [n for n in config["samples_seeds"] if int(n) not in sizes]
+    if stray:
+        raise ValueError(f"config key samples_seeds: sizes {stray} not in samples or default_samples ({sorted(sizes)})")
+
+
+_check_method_targets()
+
+
 def target_label(target):
     """The {target} path component of a MACs reduction: 2 -> '2.0', 2.14 -> '2.14'."""
     return repr(float(target))
@@ -106,6 +123,17 @@ def samples_labels(method, target):
     if method in SWEEP_METHODS and float(target) in map(float, SWEEP_TARGETS):
         return sorted(set(config["samples"]) | {config["default_samples"]})
     return [config["default_samples"]]
+
+
+def method_targets(method):
+    """The targets a method runs at: its method_targets entry, else every target."""
+    return config["method_targets"].get(method, config["targets"])
+
+
+def seeds_for(samples):
+    """The seeds a calibration size runs with: its samples_seeds entry, else `seeds` (n0 runs use `seeds`)."""
+    by_size = {int(n): seeds for n, seeds in config["samples_seeds"].items()}
+    return by_size.get(int(samples), config["seeds"])
 
 
 def alternatives(names):
@@ -136,9 +164,9 @@ def run_identities():
         for d in DATASETS
         for m in MODELS
         for method in METHOD_USES
-        for t in config["targets"]
+        for t in method_targets(method)
         for n in samples_labels(method, t)
-        for s in config["seeds"]
+        for s in seeds_for(n)
     ]
 
 
@@ -148,6 +176,12 @@ def run_metrics(wildcards):
 
 def run_params(wildcards):
     return run_identities()
+
+
+def model_run_metrics(wildcards):
+    """The runs of one (dataset, model): a part of the design that a 2-core machine can finish in one sitting."""
+    return [RUN_PATTERN.format(**run) for run in run_identities()
+            if run["dataset"] == wildcards.dataset and run["model"] == wildcards.model]
 
 
 def get_final_output():
@@ -260,4 +294,6 @@ def design_params():
         "sweep_methods": SWEEP_METHODS,
         "sweep_targets": [target_label(t) for t in SWEEP_TARGETS],
         "layerwise_saturation": config["layerwise_saturation"],
+        "method_targets": {m: [target_label(t) for t in ts] for m, ts in config["method_targets"].items()},
+        "samples_seeds": {int(n): seeds for n, seeds in config["samples_seeds"].items()},
     }

@@ -28,3 +28,15 @@ rule prune_model:
         "--samples {params.samples} --seed {wildcards.seed} --dense-metrics {input.base:q} --out {params.out:q} "
         "--threads {threads} {params.flags} "
         "> {log:q} 2>&1"
+
+
+# A part of the design: every run of one (dataset, model), for machines that split a reference into sittings
+# (`snakemake --configfile ... results/<dataset>/<model>/runs.txt`); the file lists the runs' metrics.json paths.
+rule model_runs:
+    input:
+        model_run_metrics,
+    output:
+        "results/{dataset}/{model}/runs.txt",
+    localrule: True
+    run:
+        Path(output[0]).write_text("".join(f"{path}\n" for path in input))
