@@ -45,23 +45,25 @@ def test_questions_follow_their_rules():
     v = _verdicts(_runs(BASE))
     assert v["Q1"]["verdict"] == "holds" and "best +BN baseline gap_bn" in v["Q1"]["numbers"]
     assert "adaprune_bn − adaprune" in v["Q1"]["numbers"]  # each method's gain from +BN is listed
-    assert v["Q2"]["verdict"] == "does not hold"  # distillation of the logits beats PSP
-    assert v["Q3"]["verdict"] == "does not hold" and "not significant" in v["Q3"]["numbers"]
+    assert v["Q2"]["verdict"] == "does not hold (opposite)"  # distillation of the logits beats PSP
+    assert v["Q3"]["verdict"] == "does not hold (not significant)"
     assert v["Q4"]["verdict"] == "holds"  # random importance costs PSP 4 points, oneshot_bn 20
     assert v["Q5"]["verdict"] == "holds" and not v["Q5"]["budget_limited"]
     assert v["Q6"]["verdict"] == "holds" and v["Q6"]["budget_limited"]  # range 0.2 from 3 draws: needs ten
+    assert {q: v[q]["category"] for q in ["Q2", "Q3", "Q5", "Q6"]} == {
+        "Q2": "opposite", "Q3": "not significant", "Q5": "holds", "Q6": "budget-limited"}
 
 
 def test_c1_lists_the_bn_variants_without_counting_them():
     v = _verdicts(_runs(BASE | {"adaprune_bn": 80.0}))
     assert v["C1"]["verdict"] == "holds"  # the released baselines
     assert "psp − adaprune_bn" in v["C1"]["numbers"] and "see Q1" in v["C1"]["numbers"]
-    assert v["Q1"]["verdict"] == "does not hold"
+    assert v["Q1"]["verdict"] == "does not hold (opposite)"
 
 
 def test_importance_matters_as_much_with_reconstruction():
     v = _verdicts(_runs(BASE | {"psp_random": 50.0}))
-    assert v["Q4"]["verdict"] == "does not hold"
+    assert v["Q4"]["verdict"] == "does not hold (not significant)"
 
 
 def test_layerwise_budget_below_saturation_is_budget_limited():
@@ -72,7 +74,7 @@ def test_layerwise_budget_below_saturation_is_budget_limited():
 
 
 @pytest.mark.parametrize(("spread", "verdict", "limited"), [([0.0, 0.1, -0.1], "holds", True),
-                                                              ([0.0, 0.5, -0.5], "does not hold", False)])
+                                                              ([0.0, 0.5, -0.5], "does not hold (opposite)", False)])
 def test_a_wide_draw_range_is_decisive_with_three_draws(spread, verdict, limited):
     v = _verdicts(_runs(BASE, seed_spread={"psp": spread}))
     assert v["Q6"]["verdict"] == verdict and v["Q6"]["budget_limited"] == limited

@@ -25,7 +25,8 @@ CONFIGS = sorted(p.name for p in (ROOT / "config").glob("*.yaml"))
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DESIGN_SETTINGS = {"ratio", "target_macs", "samples", "seed"}  # set by the wildcards, not by the config
 TABLES = ["comparison", "ablation", "calibration"]
-FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "ablation", "layer_updates", "speedup_vs_macs"]
+FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablation", "layer_updates",
+           "speedup_vs_macs", "verdicts"]
 
 TOY_MODULE = '''"""A method registered from outside the package (the workflow test's `method_modules` entry)."""
 
@@ -97,6 +98,8 @@ def test_dry_run_of_every_shipped_config(config):
     ({"targets": [0.5]}, "targets"),
     ({"method_settings": {"psp": {"penalty_epoch": 4}}}, "penalty_epoch"),
     ({"methods": ["psp", "no_such_method"]}, "no_such_method"),
+    ({"method_targets": {"psp": [9.0]}}, "method_targets"),
+    ({"samples_seeds": {999: [0]}}, "samples_seeds"),
 ])
 def test_bad_config_is_rejected_naming_the_key(tmp_path, change, named):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text()) | change
@@ -105,6 +108,29 @@ def test_bad_config_is_rejected_naming_the_key(tmp_path, change, named):
     result = snakemake("-n", "--nolock", "--configfile", str(path))
     assert result.returncode != 0
     assert named in output(result), output(result)
+
+
+@pytest.mark.timeout(120)
+def test_design_keys_shape_the_runs(tmp_path):
+    """method_targets narrows a method's targets, samples_seeds gives one calibration size more draws, and a
+    model's part (results/<dataset>/<model>/runs.txt) asks for that model's runs only."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text()) | {
+        "methods": ["oneshot", "psp"], "targets": [2.0, 3.0], "seeds": [0], "samples": [16, 32],
+        "default_samples": 32, "sweep_methods": ["psp"], "sweep_targets": "all",
+        "method_targets": {"oneshot": [2.0]}, "samples_seeds": {32: [0, 1, 2]}}
+    path = tmp_path / "design.yaml"
+    path.write_text(yaml.safe_dump(config))
+    # oneshot: one target x n0 x seed 0; psp: two targets x (n16 with seed 0 + n32 with seeds 0-2)
+    expected = 1 + 2 * (1 + 3)
+    result = snakemake("-n", "--nolock", "--configfile", str(path))
+    assert result.returncode == 0, output(result)
+    counts = dict(line.split()[:2] for line in output(result).splitlines() if line.startswith("prune_model "))
+    assert int(counts["prune_model"]) == expected * len(config["models"]) * len(config["datasets"])
+    dataset, model = next(iter(config["datasets"])), next(iter(config["models"]))
+    part = snakemake("-n", "--nolock", f"results/{dataset}/{model}/runs.txt", "--configfile", str(path))
+    assert part.returncode == 0, output(part)
+    counts = dict(line.split()[:2] for line in output(part).splitlines() if line.startswith("prune_model "))
+    assert int(counts["prune_model"]) == expected
 
 
 def test_schema_settings_match_the_library():

@@ -154,7 +154,8 @@ wildcard_constraints:
 
 RUN_PATTERN = "results/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/metrics.json"
 TABLES = ["comparison", "ablation", "calibration"]
-FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "ablation", "layer_updates", "speedup_vs_macs"]
+FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablation", "layer_updates",
+           "speedup_vs_macs", "verdicts"]
 
 
 def run_identities():

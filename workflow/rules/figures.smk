@@ -144,3 +144,59 @@ rule plot_speedup:
         "../envs/psp.yaml"
     script:
         "../scripts/plot_speedup.py"
+
+
+rule plot_calibration_cost:
+    input:
+        runs="results/tables/runs.csv",
+    output:
+        png=report(
+            "results/figures/calibration_cost.png",
+            caption="../report/figure_calibration_cost.rst",
+            category="Figures",
+            labels={"figure": "time and memory vs calibration images", "format": "png"},
+        ),
+        pdf=report(
+            "results/figures/calibration_cost.pdf",
+            caption="../report/figure_calibration_cost.rst",
+            category="Figures",
+            labels={"figure": "time and memory vs calibration images", "format": "pdf"},
+        ),
+    log:
+        "logs/figures/calibration_cost.log",
+    benchmark:
+        "results/benchmarks/figures/calibration_cost.tsv"
+    params:
+        design=design_params(),
+    threads: 1
+    conda:
+        "../envs/psp.yaml"
+    script:
+        "../scripts/plot_calibration_cost.py"
+
+
+rule plot_verdicts:
+    input:
+        claims="results/tables/claims.csv",
+    output:
+        png=report(
+            "results/figures/verdicts.png",
+            caption="../report/figure_verdicts.rst",
+            category="Claims",
+            labels={"figure": "verdicts at one look", "format": "png"},
+        ),
+        pdf=report(
+            "results/figures/verdicts.pdf",
+            caption="../report/figure_verdicts.rst",
+            category="Claims",
+            labels={"figure": "verdicts at one look", "format": "pdf"},
+        ),
+    log:
+        "logs/figures/verdicts.log",
+    benchmark:
+        "results/benchmarks/figures/verdicts.tsv"
+    threads: 1
+    conda:
+        "../envs/psp.yaml"
+    script:
+        "../scripts/plot_verdicts.py"

@@ -31,7 +31,7 @@ rule prune_model:
 
 
 # A part of the design: every run of one (dataset, model), for machines that split a reference into sittings
-# (`snakemake --configfile ... results/<dataset>/<model>/runs.txt`); the file lists the runs' metrics.json paths.
+# (`snakemake results/<dataset>/<model>/runs.txt --configfile ...`); the file lists the runs' metrics.json paths.
 rule model_runs:
     input:
         model_run_metrics,

@@ -88,7 +88,25 @@ def combine(outcomes: list[str]) -> str:
     held = outcomes.count("holds")
     if held == len(outcomes):
         return "holds"
-    return "does not hold" if held == 0 else f"mixed ({held} of {len(outcomes)} comparisons hold)"
+    if held:
+        return f"mixed ({held} of {len(outcomes)} comparisons hold)"
+    failures = set(outcomes)
+    return f"does not hold ({failures.pop()})" if len(failures) == 1 else "does not hold"
+
+
+CATEGORIES = ["holds", "not significant", "opposite", "does not hold", "mixed", "budget-limited", "inconclusive",
+              "not run"]
+
+
+def category(verdict: str, budget_limited: bool) -> str:
+    """The verdict's colour class in the summary figure: its outcome, or budget-limited when the run's budget is
+    below the paper's (the outcome itself is still written in the figure's cell)."""
+    if budget_limited:
+        return "budget-limited"
+    for name in ("not significant", "opposite", "mixed"):
+        if name in verdict:
+            return name
+    return verdict if verdict in CATEGORIES else "does not hold"
 
 
 def describe(d: dict) -> str:
@@ -343,7 +361,7 @@ def question_q5(main, present, layers, runs, design):
 
 def question_q6(main, present, layers, runs, design):
     verdict, lines, notes = claim_c6(main, present, layers, runs, design)
-    if verdict == "does not hold":  # every range already exceeds 0.2 points: more draws cannot narrow it
+    if verdict.startswith("does not hold"):  # every range already exceeds 0.2 points: more draws cannot narrow it
         notes = [n for n in notes if "draws" not in n]
     return verdict, lines, notes
 
@@ -363,7 +381,8 @@ def assess(runs: pd.DataFrame, layers: pd.DataFrame, design: dict) -> pd.DataFra
             verdict, lines, notes = fn(main, present, setup_layers, setup_runs, design)
             limited = bool(notes) and verdict != "not run"
             rows.append({"dataset": dataset, "model": model, "claim": claim, "verdict": verdict,
-                         "budget_limited": limited, "budget": "; ".join(notes), "numbers": " | ".join(lines)})
+                         "budget_limited": limited, "budget": "; ".join(notes), "numbers": " | ".join(lines),
+                         "category": category(verdict, limited)})
     return pd.DataFrame(rows)
 
 
@@ -375,7 +394,8 @@ def markdown(table: pd.DataFrame, design: dict) -> str:
            "B) *holds* when the mean of A − B exceeds two standard errors over at least three seeds, is *opposite* "
            "when B − A does, and *not significant* otherwise; with fewer than three seeds it is *inconclusive*. "
            "Over targets and compared methods a claim *holds* when every comparison holds, *does not hold* when none "
-           "does, and is *mixed* otherwise. A verdict is *budget-limited* when the run's budget is below the "
+           "does (with the outcome in brackets when all comparisons share it), and is *mixed* otherwise. A verdict "
+           "is *budget-limited* when the run's budget is below the "
            f"paper's (PSP {PAPER['penalty_epochs']} + {PAPER['rec_epochs']} epochs, retraining "
            f"{PAPER['retrain_epochs']} epochs, {PAPER['draws']} draws, {PAPER['samples'][0]}…{PAPER['samples'][1]} "
            "images), and *not run* when the methods it needs are absent. Per-claim rules are listed below.", "",

@@ -1,7 +1,8 @@
 """Collect every run's metrics.json into one tidy CSV (one row per run), and the per-layer weight change that PSP
 variants write beside it (weight_change.csv) into another.
 
-Latency comes from the measure_latency job, which timed every model alone on the machine.
+Latency comes from the measure_latency job, which timed every model alone on the machine. ``max_rss_mib`` is the
+job's peak resident memory as Snakemake's benchmark of the pruning job recorded it (empty for runs made without one).
 
 The identity columns (dataset, model, method, target, samples, seed) come from the path; metrics that would clash
 are renamed: ``model`` (the architecture) -> ``arch``, ``data`` -> ``data_spec``, ``samples`` (images actually drawn,
@@ -38,6 +39,14 @@ def with_latency_alone(runs: pd.DataFrame, alone: pd.DataFrame) -> pd.DataFrame:
     return runs.merge(alone, on="path", how="left", validate="one_to_one")
 
 
+def peak_memory(metrics_path: str) -> float | None:
+    """Peak resident memory (MiB) of the job that wrote ``metrics_path``, from the prune rule's benchmark file."""
+    benchmark = Path("results/benchmarks") / Path(metrics_path).relative_to("results").parent / "prune.tsv"
+    if not benchmark.is_file():
+        return None
+    return float(pd.read_csv(benchmark, sep="\t")["max_rss"].iloc[-1])
+
+
 def main(smk) -> None:
     log = start_log(smk.log[0])
     rows, layers = [], []
@@ -47,7 +56,7 @@ def main(smk) -> None:
             raise ValueError(f"{path}: metrics say method={metrics.get('method')!r} seed={metrics.get('seed')!r}, "
                              f"the path says {run['method']!r} / {run['seed']}")
         metrics.pop("method"), metrics.pop("seed")
-        rows.append(run | {"path": path} | flatten(metrics))
+        rows.append(run | {"path": path} | flatten(metrics) | {"max_rss_mib": peak_memory(path)})
         changes = Path(path).with_name("weight_change.csv")
         if changes.is_file():
             table = pd.read_csv(changes)

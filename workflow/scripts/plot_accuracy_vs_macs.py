@@ -1,9 +1,15 @@
-"""Top-1 against the target MACs reduction, one line per method (mean over seeds, band = ± 1 std), one panel per
-dataset/model, with the unpruned model's top-1 as a dashed line."""
+"""Top-1 against the target MACs reduction: one row of panels per dataset/model and one panel per family (PSP and its
+variants, controls, post-training baselines, retraining baselines), each method a curve (mean over seeds, band =
+± 1 std) in its family's colour with its own marker and line style. PSP is drawn thin and black in the other
+families' panels as the reference, and the unpruned model's top-1 as a dashed grey line."""
 
-import seaborn as sns
-from plotting import PERCENT, main_runs_or_placeholder, save
+import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from plotting import PERCENT, curve, families_present, family_legend, main_runs_or_placeholder, save, styles_of
 from summaries import start_log
+
+DENSE = {"color": "0.45", "linestyle": "--", "linewidth": 1}
+REFERENCE = {"color": "black", "linestyle": "-", "linewidth": 0.8, "marker": None}
 
 
 def main(smk) -> None:
@@ -11,15 +17,32 @@ def main(smk) -> None:
     runs = main_runs_or_placeholder(smk)
     if runs is None:
         return
-    grid = sns.relplot(data=runs, x="target", y="top1_pct", hue="method", style="method", col="setup", kind="line",
-                       markers=True, dashes=False, errorbar="sd", col_wrap=min(3, runs["setup"].nunique()),
-                       height=3.6, aspect=1.2, facet_kws={"sharey": False})
-    for setup, ax in grid.axes_dict.items():
-        ax.axhline(runs.loc[runs["setup"] == setup, "top1_dense_pct"].mean(), color="0.3", ls="--", lw=1,
-                   label="unpruned")
-    grid.set_axis_labels("target MACs reduction (×, dense / pruned)", PERCENT)
-    grid.set_titles("{col_name}")
-    save(grid.figure, smk.output)
+    styles = styles_of(runs)
+    families = families_present(styles)
+    setups = sorted(runs["setup"].unique())
+    fig, axes = plt.subplots(len(setups), len(families), figsize=(3.4 * len(families), 3.0 * len(setups)),
+                             sharex=True, sharey="row", squeeze=False)
+    for row, setup in enumerate(setups):
+        part = runs[runs["setup"] == setup]
+        for col, name in enumerate(families):
+            ax = axes[row, col]
+            ax.axhline(part["top1_dense_pct"].mean(), **DENSE)
+            if "psp" in styles and name != styles["psp"].family:
+                curve(ax, part[part["method"] == "psp"], "target", "top1_pct", styles["psp"], "psp", band=False,
+                      **REFERENCE)
+            for method, style in styles.items():
+                if style.family == name:
+                    curve(ax, part[part["method"] == method], "target", "top1_pct", style, method)
+            ax.set_title(f"{setup}: {name}", fontsize=9)
+            ax.set_xticks(sorted(runs["target"].unique()))
+            if row == len(setups) - 1:
+                ax.set_xlabel("target MACs reduction (×)")
+            if col == 0:
+                ax.set_ylabel(PERCENT)
+    extra = [(Line2D([], [], **DENSE), "unpruned"), (Line2D([], [], **REFERENCE), "psp (reference)")]
+    family_legend(fig, styles, extra)
+    fig.tight_layout()
+    save(fig, smk.output)
     log.info("plotted %d runs", len(runs))
 
 

@@ -1,9 +1,9 @@
 """Top-1 against the number of calibration images for the swept methods: mean over seeds with a ± 1 std band (each
 seed is another random draw), one panel per target and dataset/model; log-2 image axis."""
 
-import seaborn as sns
+import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter, ScalarFormatter
-from plotting import PERCENT, placeholder, save
+from plotting import PERCENT, curve, family_legend, placeholder, save, styles_of
 from summaries import read_runs, start_log, sweep_runs
 
 
@@ -13,19 +13,27 @@ def main(smk) -> None:
     if runs.empty or runs["samples"].nunique() < 2:
         placeholder(smk.output, "no calibration-size study in this configuration (sweep_methods / samples)")
         return
-    runs = runs.assign(target_label=runs["target"].map("target {:g}×".format))
-    grid = sns.relplot(data=runs, x="samples", y="top1_pct", hue="method", style="method", col="target_label",
-                       row="setup", kind="line", markers=True, dashes=False, errorbar="sd", height=3.2, aspect=1.1,
-                       facet_kws={"sharey": False})
+    styles = styles_of(runs)
+    setups, targets = sorted(runs["setup"].unique()), sorted(runs["target"].unique())
     sizes = sorted(runs["samples"].unique())
-    for ax in grid.axes.flat:
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    grid.set_axis_labels("calibration images (count, log scale)", PERCENT)
-    grid.set_titles("{row_name}, {col_name}")
-    save(grid.figure, smk.output)
+    fig, axes = plt.subplots(len(setups), len(targets), figsize=(4.2 * len(targets), 3.2 * len(setups)),
+                             squeeze=False)
+    for row, setup in enumerate(setups):
+        for col, target in enumerate(targets):
+            ax = axes[row, col]
+            part = runs[(runs["setup"] == setup) & (runs["target"] == target)]
+            for method, style in styles.items():
+                curve(ax, part[part["method"] == method], "samples", "top1_pct", style, method, by="samples")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sizes)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_title(f"{setup}, target {target:g}×", fontsize=9)
+            ax.set_xlabel("calibration images (count, log scale)")
+            ax.set_ylabel(PERCENT)
+    family_legend(fig, styles)
+    fig.tight_layout()
+    save(fig, smk.output)
     log.info("plotted %d runs", len(runs))
 
 

@@ -1,9 +1,15 @@
-"""Measured latency speed-up (dense / pruned, CPU or GPU as run) against the measured MACs reduction, every run a
-point, one panel per batch size and dataset/model; the dotted diagonal is a speed-up equal to the MACs reduction."""
+"""Measured latency speed-up (dense / pruned, CPU or GPU as run) against the measured MACs reduction: one row of
+panels per dataset/model, one column per batch size; each method a curve over the targets (mean over seeds, band =
+± 1 std) in its family's colour with its own marker and line style; the dotted diagonal is a speed-up equal to the
+MACs reduction."""
 
-import seaborn as sns
-from plotting import main_runs_or_placeholder, save
+import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from plotting import curve, family_legend, main_runs_or_placeholder, save, styles_of
 from summaries import start_log
+
+BATCHES = {"speedup_b1": "batch 1", "speedup_b64": "batch 64"}
+DIAGONAL = {"linestyle": ":", "color": "0.4", "linewidth": 1}
 
 
 def main(smk) -> None:
@@ -11,17 +17,24 @@ def main(smk) -> None:
     runs = main_runs_or_placeholder(smk)
     if runs is None:
         return
-    long = runs.melt(id_vars=["setup", "method", "macs_reduction"], value_vars=["speedup_b1", "speedup_b64"],
-                     var_name="batch", value_name="speedup")
-    long["batch"] = long["batch"].map({"speedup_b1": "batch 1", "speedup_b64": "batch 64"})
-    grid = sns.relplot(data=long, x="macs_reduction", y="speedup", hue="method", style="method", col="batch",
-                       row="setup", kind="scatter", height=3.2, aspect=1.1, s=40)
-    for ax in grid.axes.flat:
-        top = max(long["macs_reduction"].max(), long["speedup"].max()) * 1.05
-        ax.plot([1, top], [1, top], ls=":", color="0.4", lw=1)
-    grid.set_axis_labels("MACs reduction (×, measured)", "latency speed-up (×, dense / pruned)")
-    grid.set_titles("{row_name}, {col_name}")
-    save(grid.figure, smk.output)
+    styles = styles_of(runs)
+    setups = sorted(runs["setup"].unique())
+    fig, axes = plt.subplots(len(setups), len(BATCHES), figsize=(4.2 * len(BATCHES), 3.4 * len(setups)),
+                             squeeze=False)
+    for row, setup in enumerate(setups):
+        part = runs[runs["setup"] == setup]
+        for col, (column, batch) in enumerate(BATCHES.items()):
+            ax = axes[row, col]
+            top = max(part["macs_reduction"].max(), part[column].max()) * 1.05
+            ax.plot([1, top], [1, top], **DIAGONAL)
+            for method, style in styles.items():
+                curve(ax, part[part["method"] == method], "macs_reduction", column, style, method)
+            ax.set_title(f"{setup}, {batch}", fontsize=9)
+            ax.set_xlabel("MACs reduction (×, measured)")
+            ax.set_ylabel("latency speed-up (×, dense / pruned)")
+    family_legend(fig, styles, [(Line2D([], [], **DIAGONAL), "speed-up = MACs reduction")])
+    fig.tight_layout()
+    save(fig, smk.output)
     log.info("plotted %d runs", len(runs))
 
 

@@ -1,4 +1,8 @@
-"""Shared by the figure scripts: one seaborn theme, PNG + PDF output, and a placeholder when nothing was run."""
+"""Shared by the figure scripts: one seaborn theme, one look per method (its family's colour, its own marker and
+line style), curves with seed bands, a legend grouped by family beside the panels, PNG + PDF output, and a
+placeholder when nothing was run."""
+
+from dataclasses import dataclass
 
 import matplotlib
 
@@ -7,10 +11,93 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from summaries import main_runs, read_runs  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from summaries import FAMILIES, family, main_runs, method_rank, read_runs  # noqa: E402
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 PERCENT = "top-1 accuracy (%)"
+# One hue per family: with fifteen-plus methods, one hue per method is unreadable.
+FAMILY_COLOURS = {"PSP": "#b2182b", "control": "#1b7837", "post-training": "#2166ac", "retraining": "#762a83"}
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1.5)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2, 1, 2))]
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one method is drawn."""
+
+    family: str
+    colour: tuple[float, float, float]
+    marker: str
+    linestyle: str | tuple
+
+    def line(self) -> dict:
+        return {"color": self.colour, "marker": self.marker, "linestyle": self.linestyle}
+
+
+def _shade(colour: str, amount: float) -> tuple[float, float, float]:
+    """``colour`` mixed with white by ``amount`` (0: the colour itself)."""
+    return tuple(c + (1 - c) * amount for c in to_rgb(colour))
+
+
+def method_styles(methods: dict[str, str]) -> dict[str, Style]:
+    """Each method (name -> uses) in table order: its family's colour, lighter for later members (at most 45 % white),
+    and a marker and line style of its own within the family."""
+    by_family: dict[str, list[str]] = {}
+    for method in sorted(methods, key=method_rank):
+        by_family.setdefault(family(method, methods[method]), []).append(method)
+    styles = {}
+    for name, members in by_family.items():
+        base = FAMILY_COLOURS.get(name, "#555555")
+        for i, method in enumerate(members):
+            amount = 0.45 * i / max(1, len(members) - 1)
+            styles[method] = Style(name, _shade(base, amount), MARKERS[i % len(MARKERS)],
+                                   LINESTYLES[i % len(LINESTYLES)])
+    return styles
+
+
+def styles_of(runs: pd.DataFrame) -> dict[str, Style]:
+    """The styles of the methods in ``runs``."""
+    return method_styles(runs.drop_duplicates("method").set_index("method")["uses"].to_dict())
+
+
+def families_present(styles: dict[str, Style]) -> list[str]:
+    """The families of ``styles`` in the tables' order (families of outside methods last)."""
+    present = {s.family for s in styles.values()}
+    return [f for f in FAMILIES if f in present] + sorted(present - set(FAMILIES))
+
+
+def curve(ax, runs: pd.DataFrame, x: str, y: str, style: Style, label: str, by: str = "target", band: bool = True,
+          **line) -> None:
+    """Mean of ``y`` over seeds at each value of ``by`` against the mean of ``x`` there (``x`` may be measured, e.g.
+    the MACs reduction at a target), with a ± 1 std band when there are two or more seeds."""
+    grouped = runs.groupby(by, sort=True)
+    xs, means, stds = grouped[x].mean(), grouped[y].mean(), grouped[y].std(ddof=1).fillna(0.0)
+    ax.plot(xs, means, label=label, **(style.line() | {"markersize": 5, "linewidth": 1.4} | line))
+    if band and grouped.size().max() > 1:
+        ax.fill_between(xs, means - stds, means + stds, color=style.colour, alpha=0.15, linewidth=0)
+
+
+def family_legend(fig, styles: dict[str, Style], extra: list[tuple[Line2D, str]] = ()) -> None:
+    """One legend to the right of the panels, methods grouped under their family's name (never over the data)."""
+    handles, labels = [], []
+    for name in families_present(styles):
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(name)
+        for method, style in styles.items():
+            if style.family == name:
+                handles.append(Line2D([], [], markersize=5, **style.line()))
+                labels.append(method)
+    for handle, label in extra:
+        handles.append(handle)
+        labels.append(label)
+    legend = fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                        handlelength=3.0)
+    headers = set(families_present(styles))
+    for text in legend.get_texts():
+        if text.get_text() in headers:
+            text.set_fontweight("bold")
 
 
 def save(fig, outputs) -> None:

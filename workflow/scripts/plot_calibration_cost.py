@@ -1,0 +1,51 @@
+"""What the calibration-size study costs: the method's own seconds and the job's peak resident memory against the
+number of calibration images, for the swept methods (mean over seeds, band = ± 1 std), one row per dataset/model.
+A least-squares line (seconds = a + b · images) per method and target shows whether time grows linearly."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+from plotting import curve, family_legend, placeholder, save, styles_of
+from summaries import read_runs, start_log, sweep_runs
+
+PANELS = {"seconds": "pruning time (s, the method alone)", "max_rss_mib": "peak memory of the job (MiB)"}
+
+
+def main(smk) -> None:
+    log = start_log(smk.log[0])
+    runs = sweep_runs(read_runs(smk.input.runs), smk.params.design)
+    if runs.empty or runs["samples"].nunique() < 2:
+        placeholder(smk.output, "no calibration-size study in this configuration (sweep_methods / samples)")
+        return
+    runs = runs.assign(max_rss_mib=runs.get("max_rss_mib"))  # absent in runs collected without benchmarks
+    styles = styles_of(runs)
+    setups = sorted(runs["setup"].unique())
+    fig, axes = plt.subplots(len(setups), len(PANELS), figsize=(4.4 * len(PANELS), 3.3 * len(setups)),
+                             squeeze=False)
+    for row, setup in enumerate(setups):
+        for col, (column, label) in enumerate(PANELS.items()):
+            ax = axes[row, col]
+            groups = runs[runs["setup"] == setup].groupby(["method", "target"], sort=True)
+            for k, ((method, target), part) in enumerate(groups):
+                if part[column].notna().sum() == 0:
+                    continue
+                curve(ax, part, "samples", column, styles[method], method, by="samples")
+                if column == "seconds":
+                    slope, intercept = np.polyfit(part["samples"], part["seconds"], 1)
+                    xs = np.array([0, part["samples"].max()])
+                    ax.plot(xs, intercept + slope * xs, color=styles[method].colour, linewidth=0.8, linestyle=":")
+                    ax.annotate(f"{method} {target:g}×: {intercept:.0f} s + {1000 * slope:.0f} s per 1,000 images",
+                                (0.03, 0.95 - 0.08 * k), xycoords="axes fraction", fontsize=7, va="top")
+                    log.info("%s %s %g×: seconds = %.1f + %.4f · images", setup, method, target, intercept, slope)
+            ax.set_title(setup, fontsize=9)
+            ax.set_xlabel("calibration images (count)")
+            ax.set_ylabel(label)
+            ax.set_xlim(left=0)
+            ax.set_ylim(bottom=0)
+    family_legend(fig, styles)
+    fig.tight_layout()
+    save(fig, smk.output)
+    log.info("plotted %d runs", len(runs))
+
+
+if __name__ == "__main__":
+    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)
