@@ -5,7 +5,7 @@ families' panels as the reference, and the unpruned model's top-1 as a dashed gr
 
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
-from plotting import PERCENT, curve, families_present, family_legend, main_runs_or_placeholder, save, styles_of
+from plotting import PERCENT, curve, families_present, main_runs_or_placeholder, save_with_legend, styles_of
 from summaries import start_log
 
 DENSE = {"color": "0.45", "linestyle": "--", "linewidth": 1}
@@ -40,9 +40,7 @@ def main(smk) -> None:
             if col == 0:
                 ax.set_ylabel(PERCENT)
     extra = [(Line2D([], [], **DENSE), "unpruned"), (Line2D([], [], **REFERENCE), "psp (reference)")]
-    family_legend(fig, styles, extra)
-    fig.tight_layout()
-    save(fig, smk.output)
+    save_with_legend(fig, styles, smk.output, extra)
     log.info("plotted %d runs", len(runs))
 
 

@@ -3,7 +3,7 @@ seed is another random draw), one panel per target and dataset/model; log-2 imag
 
 import matplotlib.pyplot as plt
 from matplotlib.ticker import NullFormatter, ScalarFormatter
-from plotting import PERCENT, curve, family_legend, placeholder, save, styles_of
+from plotting import PERCENT, curve, placeholder, save_with_legend, styles_of
 from summaries import read_runs, start_log, sweep_runs
 
 
@@ -31,9 +31,7 @@ def main(smk) -> None:
             ax.set_title(f"{setup}, target {target:g}×", fontsize=9)
             ax.set_xlabel("calibration images (count, log scale)")
             ax.set_ylabel(PERCENT)
-    family_legend(fig, styles)
-    fig.tight_layout()
-    save(fig, smk.output)
+    save_with_legend(fig, styles, smk.output)
     log.info("plotted %d runs", len(runs))
 
 

@@ -4,7 +4,7 @@ A least-squares line (seconds = a + b · images) per method and target shows whe
 
 import matplotlib.pyplot as plt
 import numpy as np
-from plotting import curve, family_legend, placeholder, save, styles_of
+from plotting import curve, placeholder, save_with_legend, styles_of
 from summaries import read_runs, start_log, sweep_runs
 
 PANELS = {"seconds": "pruning time (s, the method alone)", "max_rss_mib": "peak memory of the job (MiB)"}
@@ -41,9 +41,7 @@ def main(smk) -> None:
             ax.set_ylabel(label)
             ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
-    family_legend(fig, styles)
-    fig.tight_layout()
-    save(fig, smk.output)
+    save_with_legend(fig, styles, smk.output)
     log.info("plotted %d runs", len(runs))
 
 

@@ -5,7 +5,7 @@ MACs reduction."""
 
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
-from plotting import curve, family_legend, main_runs_or_placeholder, save, styles_of
+from plotting import curve, main_runs_or_placeholder, save_with_legend, styles_of
 from summaries import start_log
 
 BATCHES = {"speedup_b1": "batch 1", "speedup_b64": "batch 64"}
@@ -32,9 +32,7 @@ def main(smk) -> None:
             ax.set_title(f"{setup}, {batch}", fontsize=9)
             ax.set_xlabel("MACs reduction (×, measured)")
             ax.set_ylabel("latency speed-up (×, dense / pruned)")
-    family_legend(fig, styles, [(Line2D([], [], **DIAGONAL), "speed-up = MACs reduction")])
-    fig.tight_layout()
-    save(fig, smk.output)
+    save_with_legend(fig, styles, smk.output, [(Line2D([], [], **DIAGONAL), "speed-up = MACs reduction")])
     log.info("plotted %d runs", len(runs))
 
 

@@ -100,6 +100,13 @@ def family_legend(fig, styles: dict[str, Style], extra: list[tuple[Line2D, str]]
             text.set_fontweight("bold")
 
 
+def save_with_legend(fig, styles: dict[str, Style], outputs, extra: list[tuple[Line2D, str]] = ()) -> None:
+    """The family legend beside the panels, then :func:`save`."""
+    family_legend(fig, styles, extra)
+    fig.tight_layout()
+    save(fig, outputs)
+
+
 def save(fig, outputs) -> None:
     """Write the figure to the rule's ``png`` and ``pdf`` outputs."""
     fig.savefig(outputs.png, dpi=150, bbox_inches="tight")
