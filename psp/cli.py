@@ -33,8 +33,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    p.add_argument("--latency-repeats", type=_non_negative_int, default=20,
+                   help="timed forward passes per latency figure; 0 skips timing (latency keys are null), e.g. when "
+                        "a separate job times every model alone, as the workflow does")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--download", action="store_true", help="allow downloading CIFAR through torchvision")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -170,7 +183,7 @@ def _run(args: argparse.Namespace) -> None:
             print(f"method {name:18s} uses={m.uses:12s} {m.summary}")
         return
     opts = pipeline.RunOptions(threads=args.threads, device=args.device, download=args.download,
-                               eval_split=getattr(args, "eval_split", "test"))
+                               latency_repeats=args.latency_repeats, eval_split=getattr(args, "eval_split", "test"))
     if args.command == "train":
         from psp.models._registry import check_model_name
         from psp.train import TrainSettings

@@ -39,7 +39,7 @@ class RunOptions:
     device: str = "auto"
     download: bool = False
     eval_batch: int = 256
-    latency_repeats: int = 20
+    latency_repeats: int = 20  # 0: no timing here (the keys stay, as null), for runs timed later by another job
     eval_split: str = "test"  # or "validation": the carve of --validation-size training images, for tuning
 
 
@@ -63,8 +63,10 @@ def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch
 def size_and_latency(model: nn.Module, bundle: DataBundle, device: torch.device, opts: RunOptions) -> dict:
     """macs, params and latency at batch 1 and 64 of ``model`` (in eval mode, on ``device``)."""
     example = _example(bundle, device)
-    return ({"macs": count_macs(model, example), "params": count_params(model)}
-            | latency_profile(model, example, repeats=opts.latency_repeats))
+    size = {"macs": count_macs(model, example), "params": count_params(model)}
+    if opts.latency_repeats == 0:
+        return size | {"latency_b1": None, "latency_b64": None}
+    return size | latency_profile(model, example, repeats=opts.latency_repeats)
 
 
 def dense_reference(model: nn.Module, bundle: DataBundle, normalize: str, device: torch.device, opts: RunOptions,
@@ -92,6 +94,11 @@ def dense_reference(model: nn.Module, bundle: DataBundle, normalize: str, device
         raise UsageError(f"--dense-metrics {dense_metrics} describes a model of {macs} MACs; the checkpoint has "
                          f"{measured}")
     return {"top1": top1, "top5": top5, "eval_split": split} | size_and_latency(model, bundle, device, opts)
+
+
+def _ratio(dense: float | None, pruned: float | None) -> float | None:
+    """Speed-up dense / pruned, or None when latency was not timed."""
+    return None if dense is None or pruned is None else dense / pruned
 
 
 def _csv(rows: list[dict]) -> str:
@@ -216,8 +223,8 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
         "rp": 1 - pruned["params"] / dense["params"], "macs_reduction": dense["macs"] / pruned["macs"],
         "latency_b1": pruned["latency_b1"], "latency_b64": pruned["latency_b64"],
         "latency_b1_dense": dense["latency_b1"], "latency_b64_dense": dense["latency_b64"],
-        "speedup_b1": dense["latency_b1"] / pruned["latency_b1"],
-        "speedup_b64": dense["latency_b64"] / pruned["latency_b64"],
+        "speedup_b1": _ratio(dense["latency_b1"], pruned["latency_b1"]),
+        "speedup_b64": _ratio(dense["latency_b64"], pruned["latency_b64"]),
         "seconds": seconds, "images_seen": result.images_seen, "epochs": result.epochs,
         "samples": len(indices), "seed": settings.seed, "importance": settings.importance,
         "selection": settings.selection, "target_macs": settings.target_macs, "ratio": settings.ratio,

@@ -110,6 +110,7 @@ BAD_INPUTS = {
     "dense_metrics_missing": PRUNE + ["--ratio", "0.5", "--dense-metrics", "{tmp}/nope.json"],
     "dense_metrics_not_json": PRUNE + ["--ratio", "0.5", "--dense-metrics", "{files}/afile"],
     "dense_metrics_other_model": PRUNE + ["--ratio", "0.5", "--dense-metrics", "{files}/other_model.json"],
+    "latency_repeats_negative": ["eval", "--checkpoint", "{ck}", "--latency-repeats", "-1"],
     "threads_0": ["eval", "--checkpoint", "{ck}", "--threads", "0"],
     "threads_abc": ["eval", "--checkpoint", "{ck}", "--threads", "abc"],
 }
@@ -270,6 +271,21 @@ def test_dense_metrics_reused(pruned, trained, tmp_path):
     (tmp_path / "edited.json").write_text(json.dumps(edited))
     assert _prune(trained, tmp_path / "c", extra=("--dense-metrics", str(tmp_path / "edited.json"))) == 0
     assert json.loads((tmp_path / "c" / "metrics.json").read_text())["top1_dense"] == 0.123
+
+
+def test_latency_repeats_0_skips_timing_only(pruned, trained, tmp_path):
+    """--latency-repeats 0 (what the workflow passes: its measure_latency job times every model alone) leaves the
+    latency keys null and every other metric as a timed run has it."""
+    assert _prune(trained, tmp_path / "a", extra=("--latency-repeats", "0")) == 0
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "a", pruned))
+    timed = [k for k in a if k.startswith(("latency", "speedup"))]
+    assert sorted(timed) == sorted(k for k in b if k.startswith(("latency", "speedup"))) and len(timed) == 6
+    assert all(a[k] is None for k in timed) and all(b[k] > 0 for k in timed)
+
+    def stable(m: dict) -> dict:
+        return {k: v for k, v in m.items() if not any(t in k for t in VOLATILE)}
+
+    assert stable(a) == stable(b)
 
 
 def test_calib_indices_file_is_used(trained, tmp_path):

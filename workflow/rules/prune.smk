@@ -1,4 +1,6 @@
-# Pruning: one `psp prune` run per dataset x model x method x target x calibration size x seed.
+# Pruning: one `psp prune` run per dataset x model x method x target x calibration size x seed. No latency is timed
+# here (--latency-repeats 0): the measure_latency job times every model alone, and timing beside other jobs was
+# repeated work (about 2-3 s of each ResNet-56 job).
 # The path is the identity; the run folder also holds model.pt, selection.json and, for PSP variants, losses.csv
 # and weight_change.csv (read by collect_runs next to metrics.json).
 
@@ -26,7 +28,7 @@ rule prune_model:
     shell:
         "{params.psp} prune --method {wildcards.method} --checkpoint {params.checkpoint:q} --target-macs {wildcards.target} "
         "--samples {params.samples} --seed {wildcards.seed} --dense-metrics {input.base:q} --out {params.out:q} "
-        "--threads {threads} {params.flags} "
+        "--threads {threads} --latency-repeats 0 {params.flags} "
         "> {log:q} 2>&1"
 
 
