@@ -1,0 +1,88 @@
+"""The figure scripts (workflow/scripts/plot_*.py) on synthetic runs: every figure is drawn from curves over three
+targets and six calibration sizes, and every method's look follows its family."""
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+import plot_accuracy_vs_macs  # noqa: E402
+import plot_accuracy_vs_samples  # noqa: E402
+import plot_calibration_cost  # noqa: E402
+import plot_speedup  # noqa: E402
+import plot_verdicts  # noqa: E402
+from plotting import method_styles  # noqa: E402
+from summaries import FAMILIES  # noqa: E402
+
+USES = {"oneshot_ft": "labels", "l1": "labels", "oneshot": "none", "neuron_merging": "none", "dense_bn": "none"}
+METHODS = ["psp", "psp_no_balance", "oneshot_kd", "oneshot", "dense_bn", "gap_bn", "neuron_merging", "l1",
+           "outside_method"]
+TARGETS, SIZES, SEEDS = [1.5, 2.1, 3.0], [128, 256, 512, 1024, 2048, 5120], [0, 1, 2]
+DESIGN = {"default_samples": 512, "sweep_methods": ["psp"], "sweep_targets": ["2.1"], "targets": ["1.5", "2.1", "3.0"]}
+
+
+def _runs() -> pd.DataFrame:
+    rows = []
+    for method in METHODS:
+        uses = USES.get(method, "calibration")
+        for target in TARGETS:
+            for samples in SIZES if method == "psp" and target == 2.1 else [0 if uses == "none" else 512]:
+                for seed in SEEDS:
+                    rows.append({"dataset": "d", "model": "net", "method": method, "target": target,
+                                 "samples": samples, "seed": seed, "uses": uses,
+                                 "top1": 0.9 - 0.1 * target + 0.01 * seed,
+                                 "top1_dense": 0.93, "macs_reduction": target * (1 + 0.01 * seed),
+                                 "speedup_b1": 0.6 * target, "speedup_b64": 0.9 * target,
+                                 "seconds": 5 + 0.1 * samples + seed, "max_rss_mib": 900 + 0.2 * samples})
+    return pd.DataFrame(rows)
+
+
+def _smk(tmp_path: Path, name: str, inputs: Path) -> SimpleNamespace:
+    out = tmp_path / name
+    return SimpleNamespace(input=SimpleNamespace(runs=str(inputs), claims=str(inputs)),
+                           output=SimpleNamespace(png=f"{out}.png", pdf=f"{out}.pdf"),
+                           log=[str(tmp_path / f"{name}.log")],
+                           params=SimpleNamespace(design=DESIGN))
+
+
+@pytest.mark.parametrize("script", [plot_accuracy_vs_macs, plot_speedup, plot_accuracy_vs_samples,
+                                    plot_calibration_cost])
+def test_curve_figures_are_drawn(script, tmp_path):
+    runs = tmp_path / "runs.csv"
+    _runs().to_csv(runs, index=False)
+    script.main(_smk(tmp_path, "figure", runs))
+    log = (tmp_path / "figure.log").read_text()
+    assert "plotted" in log, log
+    assert (tmp_path / "figure.png").stat().st_size > 10_000 and (tmp_path / "figure.pdf").stat().st_size > 0
+
+
+def test_verdict_figure_shows_every_category(tmp_path):
+    claims = pd.DataFrame([
+        {"dataset": "d", "model": m, "claim": c, "verdict": v, "budget_limited": b, "category": k}
+        for m in ["a", "b"]
+        for c, v, b, k in [("C1", "holds", False, "holds"), ("C2", "holds", True, "budget-limited"),
+                           ("C3", "does not hold (opposite)", False, "opposite"),
+                           ("C4", "does not hold (not significant)", False, "not significant"),
+                           ("C5", "mixed (1 of 2 comparisons hold)", False, "mixed"),
+                           ("C6", "not run", False, "not run")]])
+    path = tmp_path / "claims.csv"
+    claims.to_csv(path, index=False)
+    plot_verdicts.main(_smk(tmp_path, "verdicts", path))
+    assert (tmp_path / "verdicts.png").stat().st_size > 10_000
+    assert plot_verdicts.short("mixed (1 of 2 comparisons hold)", False) == "mixed 1/2"
+    assert plot_verdicts.short("does not hold (opposite)", True) == "opposite\n(budget-limited)"
+
+
+def test_one_colour_per_family_and_one_look_per_method():
+    styles = method_styles({m: USES.get(m, "calibration") for m in METHODS})
+    for name, members in FAMILIES.items():
+        present = [m for m in members if m in styles]
+        looks = {(styles[m].marker, str(styles[m].linestyle)) for m in present}
+        assert len(looks) == len(present), name  # members told apart by marker and line style
+        assert all(styles[m].family == name for m in present)
+    first = {name: styles[next(m for m in members if m in styles)].colour for name, members in FAMILIES.items()}
+    assert len(set(first.values())) == len(FAMILIES)  # each family its own hue
+    assert styles["outside_method"].family == "post-training"  # an outside calibration method
