@@ -1,6 +1,7 @@
 """The figure scripts (workflow/scripts/plot_*.py) on synthetic runs: every figure is drawn from curves over three
 targets and six calibration sizes, and every method's look follows its family."""
 
+import logging
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +23,15 @@ METHODS = ["psp", "psp_no_balance", "oneshot_kd", "oneshot", "dense_bn", "gap_bn
            "outside_method"]
 TARGETS, SIZES, SEEDS = [1.5, 2.1, 3.0], [128, 256, 512, 1024, 2048, 5120], [0, 1, 2]
 DESIGN = {"default_samples": 512, "sweep_methods": ["psp"], "sweep_targets": ["2.1"], "targets": ["1.5", "2.1", "3.0"]}
+
+
+@pytest.fixture(autouse=True)
+def _script_logging(monkeypatch):
+    """The scripts send stderr and the root logger to their rule's log file; put both back afterwards."""
+    root = logging.getLogger()
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
 
 
 def _runs() -> pd.DataFrame:
