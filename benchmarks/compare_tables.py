@@ -2,7 +2,7 @@
 
 Two executions of one design (local and SLURM, before and after a kill and resume, two machines) must agree on
 every number but the clock: this prints, per table, "identical" or the columns and rows that differ, and exits 1
-when any table differs. Skipped: columns of measured times (the workflow's `summaries.is_time_column`),
+when any table differs. Skipped: columns of measured times and memory (the workflow's `summaries.is_measured_column`),
 git_commit, and the numbers and verdict of C8 (a claim about running time).
 
     python benchmarks/compare_tables.py results/tables /tmp/slurm-run/results/tables
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from summaries import is_time_column  # noqa: E402  (the workflow's own rule for which columns are measured times)
+from summaries import is_measured_column  # noqa: E402  (the workflow's own rule for which columns are measured)
 
 TABLES = ("runs", "comparison", "ablation", "calibration", "claims")
 PROVENANCE = ("git_commit",)  # which commit ran: differs between runs of one design made at different commits
@@ -26,7 +26,7 @@ def untimed(frame: pd.DataFrame, skip: tuple[str, ...] = ()) -> pd.DataFrame:
     """The table without its timed columns (and the timed claims' numbers and verdict), rows in a fixed order so
     that job completion order does not matter."""
     dropped = set(PROVENANCE) | set(skip)
-    kept = frame[[c for c in frame.columns if not is_time_column(c) and c not in dropped]].copy()
+    kept = frame[[c for c in frame.columns if not is_measured_column(c) and c not in dropped]].copy()
     if "claim" in kept.columns:
         kept.loc[kept["claim"].isin(TIMED_CLAIMS), ["verdict", "numbers"]] = "(measured time)"
     return kept.sort_values(list(kept.columns)).reset_index(drop=True)

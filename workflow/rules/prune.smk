@@ -39,6 +39,10 @@ rule model_runs:
         model_run_metrics,
     output:
         "results/{dataset}/{model}/runs.txt",
+    log:
+        "logs/{dataset}/{model}/runs.log",
     localrule: True
-    run:
-        Path(output[0]).write_text("".join(f"{path}\n" for path in input))
+    conda:
+        "../envs/psp.yaml"
+    shell:
+        "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"

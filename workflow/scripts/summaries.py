@@ -14,8 +14,9 @@ import pandas as pd
 
 ID_COLUMNS = ["dataset", "model", "method", "target", "samples", "seed"]
 SETUP = ["dataset", "model"]
-# Columns whose values are measured times; everything else in a table is a function of the runs' accuracy and size.
-TIME_WORDS = ("seconds", "latency", "speedup")
+# Columns whose values are measured times or memory (they vary between identical runs); everything else in a table is
+# a function of the runs' accuracy and size.
+MEASURED_WORDS = ("seconds", "latency", "speedup", "max_rss")
 # PSP, its ablations and the controls, in the order of the ablation table and figure.
 ABLATIONS = {
     "psp": "PSP (penalty, removal, balanced reconstruction)",
@@ -131,8 +132,8 @@ def pm(mean: float, std: float, digits: int = 2, sep: str = " ± ") -> str:
     return f"{mean:.{digits}f}{sep}{std:.{digits}f}"
 
 
-def is_time_column(name: str) -> bool:
-    return any(word in name for word in TIME_WORDS)
+def is_measured_column(name: str) -> bool:
+    return any(word in name for word in MEASURED_WORDS)
 
 
 def _latex_escape(text: object) -> str:
