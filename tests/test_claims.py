@@ -91,3 +91,18 @@ def test_missing_controls_are_not_run():
     v = _verdicts(_runs({"psp": 70.0, "oneshot_bn": 40.0}))
     assert {q: v[q]["verdict"] for q in ["Q1", "Q2", "Q3", "Q4", "Q5"]} == dict.fromkeys(
         ["Q1", "Q2", "Q3", "Q4", "Q5"], "not run")
+
+
+RISING = {128: 40.0, 512: 60.0, 2048: 61.0}
+
+
+@pytest.mark.parametrize(("by_size", "verdict"), [(RISING, "does not hold (still rising)"),
+                                                  (RISING | {2048: 60.05}, "holds"),
+                                                  (dict.fromkeys(RISING, 60.0), "does not hold (not significant)")])
+def test_c7_rises_and_saturates(by_size, verdict):
+    """C7 holds when accuracy rises from the smallest to the largest size and the last step gains nothing
+    significant (here a last step of 0.05 ± 0.1 points); a last step that still gains says so."""
+    spread = {2048: [0.1, -0.1, 0.0]}  # another draw's noise at the largest size, so the last step has an SE
+    sweep = pd.concat([_runs({"psp": top1}, seed_spread={"psp": spread.get(n, JITTER)}).assign(samples=n)
+                       for n, top1 in by_size.items()], ignore_index=True)
+    assert _verdicts(sweep, DESIGN | {"sweep_methods": ["psp"]})["C7"]["verdict"] == verdict

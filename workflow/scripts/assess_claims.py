@@ -241,8 +241,7 @@ def claim_c7(main, present, layers, runs, design):
         else:
             last = paired_difference(by_size[sizes[-1]], by_size[sizes[-2]], "top1_pct")
             saturates = outcome(last) in ("not significant", "opposite")
-            ok = "holds" if rises == "holds" and saturates else ("too few seeds" if rises == "too few seeds"
-                                                                 else "opposite")
+            ok = rises if rises != "holds" else ("holds" if saturates else "still rising")
             state = "saturates" if saturates else "still rising"
             last_text = f"last step {sizes[-2]}→{sizes[-1]}: {describe(last)} ({state})"
         outcomes.append(ok)
