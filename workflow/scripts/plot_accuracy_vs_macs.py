@@ -5,10 +5,9 @@ families' panels as the reference, and the unpruned model's top-1 as a dashed gr
 
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
-from plotting import PERCENT, curve, families_present, main_runs_or_placeholder, save_with_legend, styles_of
+from plotting import DENSE_LINE, PERCENT, curve, families_present, main_runs_or_placeholder, save_with_legend, styles_of
 from summaries import start_log
 
-DENSE = {"color": "0.45", "linestyle": "--", "linewidth": 1}
 REFERENCE = {"color": "black", "linestyle": "-", "linewidth": 0.8, "marker": None}
 
 
@@ -26,7 +25,7 @@ def main(smk) -> None:
         part = runs[runs["setup"] == setup]
         for col, name in enumerate(families):
             ax = axes[row, col]
-            ax.axhline(part["top1_dense_pct"].mean(), **DENSE)
+            ax.axhline(part["top1_dense_pct"].mean(), **DENSE_LINE)
             if "psp" in styles and name != styles["psp"].family:
                 curve(ax, part[part["method"] == "psp"], "target", "top1_pct", styles["psp"], "psp", band=False,
                       **REFERENCE)
@@ -39,7 +38,7 @@ def main(smk) -> None:
                 ax.set_xlabel("target MACs reduction (×)")
             if col == 0:
                 ax.set_ylabel(PERCENT)
-    extra = [(Line2D([], [], **DENSE), "unpruned"), (Line2D([], [], **REFERENCE), "psp (reference)")]
+    extra = [(Line2D([], [], **DENSE_LINE), "unpruned"), (Line2D([], [], **REFERENCE), "psp (reference)")]
     save_with_legend(fig, styles, smk.output, extra)
     log.info("plotted %d runs", len(runs))
 

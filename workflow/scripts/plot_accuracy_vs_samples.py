@@ -1,9 +1,11 @@
 """Top-1 against the number of calibration images for the swept methods: mean over seeds with a ± 1 std band (each
-seed is another random draw), one panel per target and dataset/model; log-2 image axis."""
+seed is another random draw), one panel per target and dataset/model; log-2 image axis; the dashed line is the
+unpruned model."""
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
-from plotting import PERCENT, curve, placeholder, save_with_legend, styles_of
+from plotting import DENSE_LINE, PERCENT, curve, placeholder, save_with_legend, styles_of
 from summaries import read_runs, start_log, sweep_runs
 
 
@@ -22,6 +24,7 @@ def main(smk) -> None:
         for col, target in enumerate(targets):
             ax = axes[row, col]
             part = runs[(runs["setup"] == setup) & (runs["target"] == target)]
+            ax.axhline(part["top1_dense_pct"].mean(), **DENSE_LINE)
             for method, style in styles.items():
                 curve(ax, part[part["method"] == method], "samples", "top1_pct", style, method, by="samples")
             ax.set_xscale("log", base=2)
@@ -31,7 +34,7 @@ def main(smk) -> None:
             ax.set_title(f"{setup}, target {target:g}×", fontsize=9)
             ax.set_xlabel("calibration images (count, log scale)")
             ax.set_ylabel(PERCENT)
-    save_with_legend(fig, styles, smk.output)
+    save_with_legend(fig, styles, smk.output, [(Line2D([], [], **DENSE_LINE), "unpruned")])
     log.info("plotted %d runs", len(runs))
 
 

@@ -1,6 +1,7 @@
 """Every verdict at one look: claims C1–C8 and questions Q1–Q6 (rows) by dataset/model (columns), each cell coloured
 by its outcome (holds, not significant, opposite, does not hold, mixed) or grey when the run's budget is below the
-paper's, and labelled with the verdict itself (so a budget-limited cell still says which way it went)."""
+paper's, and labelled with the verdict itself (so a budget-limited cell still says which way it went). Claims whose
+methods the configuration ran on no model are left out (a calibration study, say, assesses C6, C7 and Q6 only)."""
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -24,10 +25,11 @@ def short(verdict: str, budget_limited: bool) -> str:
 def main(smk) -> None:
     log = start_log(smk.log[0])
     table = pd.read_csv(smk.input.claims)
+    table = table[table.groupby("claim")["verdict"].transform(lambda v: (v != "not run").any())]
     if table.empty:
         placeholder(smk.output, "no verdicts in this configuration")
         return
-    table["setup"] = table["dataset"] + " / " + table["model"]
+    table = table.assign(setup=table["dataset"] + " / " + table["model"])
     claims = list(dict.fromkeys(table["claim"]))
     setups = sorted(table["setup"].unique())
     fig, ax = plt.subplots(figsize=(1.2 + 2.0 * len(setups), 0.42 * len(claims) + 1.2))

@@ -17,6 +17,7 @@ from summaries import FAMILIES, family, main_runs, method_rank, read_runs  # noq
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 PERCENT = "top-1 accuracy (%)"
+DENSE_LINE = {"color": "0.45", "linestyle": "--", "linewidth": 1}  # the unpruned model's top-1
 # One hue per family: with fifteen-plus methods, one hue per method is unreadable.
 FAMILY_COLOURS = {"PSP": "#b2182b", "control": "#1b7837", "post-training": "#2166ac", "retraining": "#762a83"}
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
