@@ -106,3 +106,12 @@ def test_c7_rises_and_saturates(by_size, verdict):
     sweep = pd.concat([_runs({"psp": top1}, seed_spread={"psp": spread.get(n, JITTER)}).assign(samples=n)
                        for n, top1 in by_size.items()], ignore_index=True)
     assert _verdicts(sweep, DESIGN | {"sweep_methods": ["psp"]})["C7"]["verdict"] == verdict
+
+
+def test_a_method_at_fewer_targets_is_compared_where_it_ran():
+    """Retraining baselines at one target (config key method_targets) leave C2 and C8 decided there, not
+    inconclusive at the targets they skipped."""
+    runs = pd.concat([_runs(BASE | {"l1": 69.0}), _runs({"psp": 60.0}).assign(target=3.0)], ignore_index=True)
+    v = _verdicts(runs)
+    assert v["C2"]["verdict"] == "holds" and "3×" not in v["C2"]["numbers"]
+    assert v["C8"]["verdict"] != "inconclusive" and "3×" not in v["C8"]["numbers"]

@@ -144,6 +144,8 @@ def difference_claim(main: pd.DataFrame, a: str, others: list[str], claimed: str
     outcomes, lines = [], []
     for target, group in main.groupby("target", sort=True):
         for b in others:
+            if not (group["method"] == b).any():  # b does not run at this target (config key method_targets)
+                continue
             d = paired_difference(group[group["method"] == a], group[group["method"] == b], "top1_pct")
             outcomes.append(outcome(d, claimed))
             lines.append(f"{target:g}×: {summary(group, a)} vs {summary(group, b)}; {a} − {b}: {describe(d)} → "
@@ -263,6 +265,8 @@ def claim_c8(main, present, layers, runs, design):
         psp = group[group["method"] == "psp"]
         for method in retrain:
             other = group[group["method"] == method]
+            if other.empty:  # not run at this target (config key method_targets)
+                continue
             d = paired_difference(other, psp, "seconds")
             ratio = other["seconds"].mean() / psp["seconds"].mean()
             epochs = other["settings.epochs"].max()
@@ -342,6 +346,8 @@ def question_q4(main, present, layers, runs, design):
         return "not run", [f"needs {', '.join(needed)}"], []
     outcomes, lines = [], []
     for target, group in main.groupby("target", sort=True):
+        if not set(needed) <= set(group["method"]):  # not all four run at this target (method_targets)
+            continue
         by_seed = group.pivot_table(index="seed", columns="method", values="top1_pct")[needed].dropna()
         drop_psp = by_seed["psp"] - by_seed["psp_random"]
         drop_bn = by_seed["oneshot_bn"] - by_seed["oneshot_bn_random"]
