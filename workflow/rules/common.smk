@@ -295,6 +295,4 @@ def design_params():
         "sweep_methods": SWEEP_METHODS,
         "sweep_targets": [target_label(t) for t in SWEEP_TARGETS],
         "layerwise_saturation": config["layerwise_saturation"],
-        "method_targets": {m: [target_label(t) for t in ts] for m, ts in config["method_targets"].items()},
-        "samples_seeds": {int(n): seeds for n, seeds in config["samples_seeds"].items()},
     }

@@ -5,15 +5,14 @@ unpruned model."""
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
-from plotting import DENSE_LINE, PERCENT, curve, placeholder, save_with_legend, styles_of
-from summaries import read_runs, start_log, sweep_runs
+from plotting import DENSE_LINE, PERCENT, curve, save_with_legend, styles_of, sweep_runs_or_placeholder
+from summaries import start_log
 
 
 def main(smk) -> None:
     log = start_log(smk.log[0])
-    runs = sweep_runs(read_runs(smk.input.runs), smk.params.design)
-    if runs.empty or runs["samples"].nunique() < 2:
-        placeholder(smk.output, "no calibration-size study in this configuration (sweep_methods / samples)")
+    runs = sweep_runs_or_placeholder(smk)
+    if runs is None:
         return
     styles = styles_of(runs)
     setups, targets = sorted(runs["setup"].unique()), sorted(runs["target"].unique())

@@ -4,17 +4,16 @@ A least-squares line (seconds = a + b · images) per method and target shows whe
 
 import matplotlib.pyplot as plt
 import numpy as np
-from plotting import curve, placeholder, save_with_legend, styles_of
-from summaries import read_runs, start_log, sweep_runs
+from plotting import curve, save_with_legend, styles_of, sweep_runs_or_placeholder
+from summaries import start_log
 
 PANELS = {"seconds": "pruning time (s, the method alone)", "max_rss_mib": "peak memory of the job (MiB)"}
 
 
 def main(smk) -> None:
     log = start_log(smk.log[0])
-    runs = sweep_runs(read_runs(smk.input.runs), smk.params.design)
-    if runs.empty or runs["samples"].nunique() < 2:
-        placeholder(smk.output, "no calibration-size study in this configuration (sweep_methods / samples)")
+    runs = sweep_runs_or_placeholder(smk)
+    if runs is None:
         return
     runs = runs.assign(max_rss_mib=runs.get("max_rss_mib"))  # absent in runs collected without benchmarks
     styles = styles_of(runs)

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from summaries import FAMILIES, family, main_runs, method_rank, read_runs  # noqa: E402
+from summaries import FAMILIES, family, main_runs, method_rank, read_runs, sweep_runs  # noqa: E402
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 PERCENT = "top-1 accuracy (%)"
@@ -128,5 +128,14 @@ def main_runs_or_placeholder(smk) -> pd.DataFrame | None:
     runs = main_runs(read_runs(smk.input.runs), smk.params.design["default_samples"])
     if runs.empty:
         placeholder(smk.output, "no pruning runs in this configuration")
+        return None
+    return runs
+
+
+def sweep_runs_or_placeholder(smk) -> pd.DataFrame | None:
+    """The calibration-size study's runs, or None after writing the placeholder when the design has no study."""
+    runs = sweep_runs(read_runs(smk.input.runs), smk.params.design)
+    if runs.empty or runs["samples"].nunique() < 2:
+        placeholder(smk.output, "no calibration-size study in this configuration (sweep_methods / samples)")
         return None
     return runs
