@@ -36,9 +36,12 @@ class PruneSettings:
     reg_growth: float = _opt(0.02, "PSP penalty increase per epoch (lambda_j = reg + j * reg_growth)")
     penalty: str = _opt("replace", "how the penalty meets the reconstruction gradient of the selected weights",
                         ("replace", "add", "decay"))
-    balanced: bool = _opt(True, "balanced per-layer learning rates lr / (L - i) in phase 2")
+    balanced: bool = _opt(True, "balanced per-layer learning rates lr / (L - i)^power in phase 2")
+    balance_power: float = _opt(1.0, "exponent of the balanced rates (1: released; 0: one rate; between: milder)")
+    lr_schedule: str = _opt("constant", "learning rate over each PSP phase's steps", ("constant", "cosine"))
     bn_mode: str = _opt("train", "BatchNorm mode of the model being reconstructed", ("train", "eval"))
     reselect: bool = _opt(True, "rank again on the phase-1 weights before removal")
+    bn_recalibrate: bool = _opt(False, "re-estimate BatchNorm statistics on the calibration images after phase 2")
     cache_targets: bool = _opt(True, "compute the original model's layer outputs once (within --cache-mib)")
     cache_mib: int = _opt(4096, "memory budget for cached layer outputs, MiB")
     # Recovery controls (oneshot_kd, oneshot_ft): PSP's optimiser, batch size, BN mode and penalty + rec epochs

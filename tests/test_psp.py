@@ -59,8 +59,8 @@ class Recorder:
                 self.whole_at_removal = sum(float(w.detach().pow(2).sum()) for w, _, _ in self.slices) ** 0.5
             return real_kept(model, selection, example)
 
-        def optimizer(model, layers, lr, balanced):
-            opt = real_opt(model, layers, lr, balanced)
+        def optimizer(model, layers, lr, balanced, power):
+            opt = real_opt(model, layers, lr, balanced, power)
             self.optimizers.append([{"lr": g["lr"], "layer": g.get("layer"), "n": len(g["params"])}
                                     for g in opt.param_groups])
             return opt

@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from psp.methods import MethodResult, PruneContext, register_method, with_settings
+from psp.reconstruct.batchnorm import recalibrate_batchnorm
 from psp.reconstruct.loss import holistic_loss
-from psp.reconstruct.optim import reconstruction_optimizer
+from psp.reconstruct.optim import phase_schedule, reconstruction_optimizer
 from psp.reconstruct.penalty import decay_weights, penalise_gradients
 from psp.reconstruct.taps import LayerTaps, reconstruction_layers
 from psp.reconstruct.targets import TargetStore
@@ -37,6 +38,7 @@ def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, lay
     """Epochs of holistic reconstruction; with ``penalty`` slices, phase 1's growing sparsity penalty too."""
     model.train(settings.bn_mode == "train")
     generator = torch.Generator().manual_seed(settings.seed * 100 + phase)
+    schedule = phase_schedule(optimizer, settings.lr_schedule, epochs * math.ceil(len(images) / settings.batch_size))
     rows = []
     for epoch in range(epochs):
         strength = settings.reg + epoch * settings.reg_growth
@@ -52,6 +54,7 @@ def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, lay
             if penalty:
                 penalise_gradients(penalty, settings.penalty, strength, settings.lr)
             optimizer.step()
+            schedule.step()
             if penalty and settings.penalty == "decay":
                 decay_weights(penalty, strength)
             total += loss.item() * len(idx)
@@ -96,10 +99,12 @@ def run_psp(ctx: PruneContext) -> MethodResult:
     cached = store.cached is not None
     if s.rec_epochs > 0:
         store = store.restrict(keep)  # drops the full-width cache: memory stays bounded
-        optimizer = reconstruction_optimizer(model, layers, s.lr, s.balanced)
+        optimizer = reconstruction_optimizer(model, layers, s.lr, s.balanced, s.balance_power)
         losses += _reconstruct(model, store, images, layers, optimizer, s.rec_epochs, s, 2)
-    model.eval()
     seen = len(images) * (s.penalty_epochs + s.rec_epochs)
+    if s.bn_recalibrate:
+        seen += recalibrate_batchnorm(model, images, s.batch_size)
+    model.eval()
     return MethodResult(model, selection, images_seen=seen,
                         tables={"losses": losses, "weight_change": _weight_change(before, model)},
                         extra={"cached_targets": cached})

@@ -2,23 +2,27 @@
 
 The loss at layer l back-propagates into every earlier layer, so early layers receive the sum of many terms and
 get over-updated. The released code gives the i-th reconstructed layer (module order, L layers) lr / (L − i): the
-first gets lr / L, the last gets lr.
+first gets lr / L, the last gets lr. ``power`` generalises it to lr / (L − i)^power: 1 is the released rule, 0 one
+rate for all, and values between a milder balance (a search dimension of ``benchmarks/tune_psp.py``).
 """
+
+import math
 
 import torch
 from torch import nn
 
 
-def balanced_lrs(layers: list[str], lr: float) -> dict[str, float]:
+def balanced_lrs(layers: list[str], lr: float, power: float = 1.0) -> dict[str, float]:
     n = len(layers)
-    return {name: lr / (n - i) for i, name in enumerate(layers)}
+    return {name: lr / (n - i) ** power for i, name in enumerate(layers)}
 
 
-def reconstruction_optimizer(model: nn.Module, layers: list[str], lr: float, balanced: bool) -> torch.optim.Adam:
+def reconstruction_optimizer(model: nn.Module, layers: list[str], lr: float, balanced: bool,
+                             power: float = 1.0) -> torch.optim.Adam:
     """Adam over every parameter; with ``balanced`` each layer's parameters get their layer's learning rate."""
-    if not balanced:
+    if not balanced or power == 0:
         return torch.optim.Adam(model.parameters(), lr=lr)
-    rates = balanced_lrs(layers, lr)
+    rates = balanced_lrs(layers, lr, power)
     groups, covered = [], set()
     for name in layers:
         params = list(model.get_submodule(name).parameters(recurse=False))
@@ -29,3 +33,10 @@ def reconstruction_optimizer(model: nn.Module, layers: list[str], lr: float, bal
     if rest:
         groups.append({"params": rest, "lr": lr, "layer": None})
     return torch.optim.Adam(groups, lr=lr)
+
+
+def phase_schedule(optimizer: torch.optim.Optimizer, schedule: str, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step learning-rate schedule of one phase: ``constant`` (released) or ``cosine`` decay to zero."""
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
