@@ -38,7 +38,8 @@ class PruneSettings:
                         ("replace", "add", "decay"))
     balanced: bool = _opt(True, "balanced per-layer learning rates lr / (L - i)^power in phase 2")
     balance_power: float = _opt(1.0, "exponent of the balanced rates (1: released; 0: one rate; between: milder)")
-    lr_schedule: str = _opt("constant", "learning rate over each PSP phase's steps", ("constant", "cosine"))
+    lr_schedule: str = _opt("constant", "learning rate over the steps of both PSP phases, or of phase 2 only",
+                            ("constant", "cosine", "phase2_cosine"))
     bn_mode: str = _opt("train", "BatchNorm mode of the model being reconstructed", ("train", "eval"))
     reselect: bool = _opt(True, "rank again on the phase-1 weights before removal")
     bn_recalibrate: bool = _opt(False, "re-estimate BatchNorm statistics on the calibration images after phase 2")

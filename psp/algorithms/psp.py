@@ -38,7 +38,9 @@ def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, lay
     """Epochs of holistic reconstruction; with ``penalty`` slices, phase 1's growing sparsity penalty too."""
     model.train(settings.bn_mode == "train")
     generator = torch.Generator().manual_seed(settings.seed * 100 + phase)
-    schedule = phase_schedule(optimizer, settings.lr_schedule, epochs * math.ceil(len(images) / settings.batch_size))
+    shape = "cosine" if settings.lr_schedule == "cosine" or (settings.lr_schedule == "phase2_cosine" and phase == 2) \
+        else "constant"
+    schedule = phase_schedule(optimizer, shape, epochs * math.ceil(len(images) / settings.batch_size))
     rows = []
     for epoch in range(epochs):
         strength = settings.reg + epoch * settings.reg_growth

@@ -36,7 +36,10 @@ def reconstruction_optimizer(model: nn.Module, layers: list[str], lr: float, bal
 
 
 def phase_schedule(optimizer: torch.optim.Optimizer, schedule: str, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-step learning-rate schedule of one phase: ``constant`` (released) or ``cosine`` decay to zero."""
+    """Per-step learning-rate schedule of one phase: ``constant`` (released) or ``cosine`` decay to zero.
+
+    Phase 1's ``replace`` penalty moves the selected weights by about the learning rate per step, so a decaying rate
+    there also weakens the penalty (the setting ``phase2_cosine`` anneals phase 2 alone)."""
     if schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))

@@ -6,6 +6,7 @@ rule collect_runs:
     input:
         metrics=run_metrics,
         latency="results/tables/latency.csv",
+        previous=config["previous_runs"],
     output:
         runs=report(
             "results/tables/runs.csv",

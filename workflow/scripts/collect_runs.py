@@ -7,6 +7,9 @@ job's peak resident memory as Snakemake's benchmark of the pruning job recorded 
 The identity columns (dataset, model, method, target, samples, seed) come from the path; metrics that would clash
 are renamed: ``model`` (the architecture) -> ``arch``, ``data`` -> ``data_spec``, ``samples`` (images actually drawn,
 0 for methods that read none) -> ``samples_drawn``. The run's settings become ``settings.<name>`` columns.
+
+Rows of ``previous_runs`` files (earlier designs' runs.csv) join after this design's, each naming its file in
+``reused_from`` (empty for the runs made here), unless this design made the same run.
 """
 
 import json
@@ -47,6 +50,23 @@ def peak_memory(metrics_path: str) -> float | None:
     return float(pd.read_csv(benchmark, sep="\t")["max_rss"].iloc[-1])
 
 
+def with_previous(runs: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
+    """``runs`` plus the rows of each earlier runs.csv in ``paths`` that ``runs`` does not remake."""
+    def keys(frame: pd.DataFrame) -> pd.Series:
+        return frame[ID_COLUMNS].astype(str).apply("/".join, axis=1)
+
+    frames, made = [runs.assign(reused_from="")], set(keys(runs)) if len(runs) else set()
+    for path in paths:
+        old = pd.read_csv(path)
+        missing = [c for c in ID_COLUMNS if c not in old.columns]
+        if missing:
+            raise ValueError(f"previous_runs: {path} lacks the columns {', '.join(missing)} (is it a runs.csv?)")
+        made_here = keys(old).isin(made)
+        frames.append(old[~made_here].assign(reused_from=path))
+        made |= set(keys(old))
+    return pd.concat(frames, ignore_index=True)
+
+
 def main(smk) -> None:
     log = start_log(smk.log[0])
     rows, layers = [], []
@@ -64,6 +84,7 @@ def main(smk) -> None:
                 table.insert(0, key, run[key])
             layers.append(table)
     runs = with_latency_alone(pd.DataFrame(rows), pd.read_csv(smk.input.latency))
+    runs = with_previous(runs, list(smk.input.previous))
     runs = runs.sort_values(ID_COLUMNS, kind="stable")
     first = ID_COLUMNS + ["path", "settings_hash", "uses"]
     runs = runs[first + [c for c in runs.columns if c not in first]]
@@ -71,7 +92,8 @@ def main(smk) -> None:
     columns = ID_COLUMNS + ["layer_index", "layer", "relative_change"]
     layer_table = pd.concat(layers, ignore_index=True) if layers else pd.DataFrame(columns=columns)
     layer_table.sort_values(ID_COLUMNS + ["layer_index"], kind="stable").to_csv(smk.output.layers, index=False)
-    log.info("collected %d runs (%d with per-layer weight change)", len(runs), len(layers))
+    log.info("collected %d runs (%d reused from previous_runs; %d with per-layer weight change)", len(runs),
+             int((runs["reused_from"] != "").sum()), len(layers))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ ABLATIONS = {
     "psp_no_balance": "one learning rate for all layers",
     "psp_no_rec": "without phase-2 reconstruction",
     "psp_random": "random channel importance (Q4)",
+    "psp_plus": "validation-searched recipe, most accurate (not the paper's)",
+    "psp_fast": "validation-searched recipe, a quarter of PSP's time (not the paper's)",
     "oneshot_kd": "selection, removal, distillation of the logits only (Q2)",
     "oneshot_ft": "selection, removal, fine-tuning with the images' labels (Q3)",
     "oneshot": "selection and removal only",
@@ -34,7 +36,7 @@ ABLATIONS = {
 # Every built-in method by family, in table order: each control sits beside what it explains (a "+BN" variant right
 # after its released method). Methods registered from outside come last, in the family their `uses` implies.
 FAMILIES = {
-    "PSP": ["psp", "psp_no_penalty", "psp_no_balance", "psp_no_rec", "psp_random"],
+    "PSP": ["psp", "psp_no_penalty", "psp_no_balance", "psp_no_rec", "psp_random", "psp_plus", "psp_fast"],
     "control": ["oneshot_kd", "oneshot_ft", "oneshot", "oneshot_bn", "oneshot_bn_random", "dense_bn"],
     "post-training": ["adaprune", "adaprune_bn", "gap", "gap_bn", "neuron_merging", "neuron_merging_bn"],
     "retraining": ["l1", "greg", "depgraph"],

@@ -1,0 +1,44 @@
+"""collect_runs' ``previous_runs``: earlier runs join this design's, a remade run replaces its earlier row, and a file
+that is not a runs.csv is refused naming it."""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
+from collect_runs import with_previous  # noqa: E402
+
+
+def _runs(method: str, seeds: list[int], top1: float) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": "d", "model": "m", "method": method, "target": 2.1, "samples": 512, "seed": s,
+                          "top1": top1} for s in seeds])
+
+
+def test_previous_rows_join_and_remade_runs_win(tmp_path):
+    old = pd.concat([_runs("psp", [0, 1], 0.6), _runs("l1", [0], 0.3)])
+    path = tmp_path / "runs.csv"
+    old.to_csv(path, index=False)
+    merged = with_previous(_runs("psp", [1], 0.9), [str(path)])
+    assert len(merged) == 3
+    psp = merged[merged["method"] == "psp"].set_index("seed")
+    assert psp.loc[1, "top1"] == 0.9 and psp.loc[1, "reused_from"] == ""
+    assert psp.loc[0, "top1"] == 0.6 and psp.loc[0, "reused_from"] == str(path)
+    assert merged.loc[merged["method"] == "l1", "reused_from"].tolist() == [str(path)]
+
+
+def test_two_previous_files_do_not_duplicate(tmp_path):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    _runs("psp", [0], 0.6).to_csv(first, index=False)
+    _runs("psp", [0, 1], 0.5).to_csv(second, index=False)
+    merged = with_previous(_runs("l1", [0], 0.3), [str(first), str(second)])
+    assert sorted(zip(merged["method"], merged["seed"], merged["top1"], strict=True)) == [
+        ("l1", 0, 0.3), ("psp", 0, 0.6), ("psp", 1, 0.5)]
+
+
+def test_not_a_runs_table_is_refused(tmp_path):
+    path = tmp_path / "other.csv"
+    pd.DataFrame({"method": ["psp"], "top1": [0.5]}).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"other\.csv lacks the columns dataset, model, target, samples, seed"):
+        with_previous(_runs("psp", [0], 0.9), [str(path)])
