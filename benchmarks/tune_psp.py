@@ -30,6 +30,7 @@ NB = ["--balance-power", "0"]
 COS = ["--lr-schedule", "cosine"]
 P2COS = ["--lr-schedule", "phase2_cosine"]
 LR3 = ["--lr", "3e-3"]
+B64 = ["--batch-size", "64"]
 
 
 def _epochs(penalty: int, rec: int) -> list[str]:
@@ -47,7 +48,7 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "nb_cos_lr3e-3": ("plus", NB + COS + LR3),
     "nb_bnrecal": ("plus", NB + ["--bn-recalibrate"]),
     "nb_bneval": ("plus", NB + ["--bn-mode", "eval"]),
-    "nb_b64": ("plus", NB + ["--batch-size", "64"]),
+    "nb_b64": ("plus", NB + B64),
     "nb_lr3e-3": ("plus", NB + LR3),
     "nb_p2cos": ("plus", NB + P2COS),
     "nb_lr3e-3_p2cos": ("plus", NB + LR3 + P2COS),
@@ -56,6 +57,11 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "nb_lr3e-3_p2cos_noreselect": ("plus", NB + LR3 + P2COS + ["--no-reselect"]),
     "nb_lr3e-3_p2cos_20+40": ("plus", NB + LR3 + P2COS + _epochs(20, 40)),
     "nb_lr3e-3_p2cos_30+30": ("plus", NB + LR3 + P2COS + _epochs(30, 30)),
+    "nb_lr3e-3_p2cos_b64_20+40": ("plus", NB + LR3 + P2COS + B64 + _epochs(20, 40)),
+    "nb_lr3e-3_p2cos_b64_10+50": ("plus", NB + LR3 + P2COS + B64 + _epochs(10, 50)),
+    "nb_lr3e-3_p2cos_0+40": ("plus", NB + LR3 + P2COS + _epochs(0, 40)),
+    "fast_0+6": ("fast", NB + LR3 + P2COS + _epochs(0, 6)),
+    "fast_0+8": ("fast", NB + LR3 + P2COS + _epochs(0, 8)),
     "fast_0+12": ("fast", NB + LR3 + P2COS + _epochs(0, 12)),
     "fast_1+8": ("fast", NB + LR3 + P2COS + _epochs(1, 8)),
     "fast_2+6": ("fast", NB + LR3 + P2COS + _epochs(2, 6)),

@@ -63,23 +63,26 @@ def test_phase_schedule(schedule):
         assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_psp_steps_the_cosine_schedule(fresh_base, make_context, monkeypatch):
-    """PSP steps each phase's schedule once per batch, so the rate reaches zero at the end of each phase."""
+@pytest.mark.parametrize(("setting", "shapes"), [("cosine", ["cosine", "cosine"]),
+                                                  ("phase2_cosine", ["constant", "cosine"])])
+def test_psp_steps_its_schedule(setting, shapes, fresh_base, make_context, monkeypatch):
+    """PSP steps each phase's schedule once per batch; an annealed phase ends at a zero rate, a constant one at lr."""
     made = []
     real = psp_module.phase_schedule
 
     def recorded(optimizer, schedule, steps):
-        made.append((real(optimizer, schedule, steps), steps))
+        made.append((real(optimizer, schedule, steps), schedule, steps))
         return made[-1][0]
 
     monkeypatch.setattr(psp_module, "phase_schedule", recorded)
-    ctx = make_context(fresh_base(), **(CHEAP | {"lr_schedule": "cosine"}))
-    _run("psp", ctx)
+    _run("psp", make_context(fresh_base(), **(CHEAP | {"lr_schedule": setting})))
     batches = math.ceil(CHEAP["samples"] / CHEAP["batch_size"])
-    assert [steps for _, steps in made] == [CHEAP["penalty_epochs"] * batches, CHEAP["rec_epochs"] * batches]
-    for sched, steps in made:
+    assert [(shape, steps) for _, shape, steps in made] == [
+        (shapes[0], CHEAP["penalty_epochs"] * batches), (shapes[1], CHEAP["rec_epochs"] * batches)]
+    for sched, shape, steps in made:
         assert sched.last_epoch == steps
-        assert max(sched.get_last_lr()) == pytest.approx(0.0, abs=1e-12)
+        final = pytest.approx(0.0, abs=1e-12) if shape == "cosine" else pytest.approx(CHEAP["lr"])
+        assert max(sched.get_last_lr()) == final
 
 
 def test_bn_recalibrate_leaves_exact_statistics(fresh_base, make_context):

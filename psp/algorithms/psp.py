@@ -83,11 +83,13 @@ def run_psp(ctx: PruneContext) -> MethodResult:
     original = ctx.model.eval()
     images = ctx.calibration().to(ctx.device)
     layers = reconstruction_layers(original)
-    store = TargetStore(original, images, layers, s.cache_mib * 2**20 if s.cache_targets else 0, s.batch_size)
+    cache_bytes = s.cache_mib * 2**20 if s.cache_targets else 0
     selection = ctx.select()
     model = copy.deepcopy(original)
     losses: list[dict] = []
+    store = None
     if s.penalty_epochs > 0:
+        store = TargetStore(original, images, layers, cache_bytes, s.batch_size)
         slices = list(selected_slices(model, selection, ctx.example))
         optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
         losses += _reconstruct(model, store, images, layers, optimizer, s.penalty_epochs, s, 1, penalty=slices)
@@ -98,9 +100,11 @@ def run_psp(ctx: PruneContext) -> MethodResult:
     remove_channels(model, selection, ctx.example)
     convs = [n for n in layers if isinstance(model.get_submodule(n), (nn.Conv2d, nn.Linear))]
     before = {n: model.get_submodule(n).weight.detach().clone() for n in convs}
-    cached = store.cached is not None
     if s.rec_epochs > 0:
-        store = store.restrict(keep)  # drops the full-width cache: memory stays bounded
+        # Restricting drops the full-width cache, so memory stays bounded; without phase 1 the surviving channels are
+        # known before any target is computed, and only those are.
+        store = store.restrict(keep) if store else TargetStore(original, images, layers, cache_bytes, s.batch_size,
+                                                              keep)
         optimizer = reconstruction_optimizer(model, layers, s.lr, s.balanced, s.balance_power)
         losses += _reconstruct(model, store, images, layers, optimizer, s.rec_epochs, s, 2)
     seen = len(images) * (s.penalty_epochs + s.rec_epochs)
@@ -109,7 +113,7 @@ def run_psp(ctx: PruneContext) -> MethodResult:
     model.eval()
     return MethodResult(model, selection, images_seen=seen,
                         tables={"losses": losses, "weight_change": _weight_change(before, model)},
-                        extra={"cached_targets": cached})
+                        extra={"cached_targets": store is not None and store.cached is not None})
 
 
 register_method("psp", uses="calibration", summary="PSP: sparsity penalty, removal, balanced reconstruction")(

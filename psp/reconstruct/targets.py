@@ -2,8 +2,10 @@
 
 They never change (no augmentation), so when they fit the memory budget they are computed once, with each image's
 squared norm per layer (the loss's denominators); otherwise they are recomputed for every batch (bounded memory,
-more time). ``keep`` restricts a layer's targets to the output channels that survive pruning. Batches are gathered
-into buffers allocated once.
+more time). ``keep`` restricts a layer's targets to the output channels that survive pruning. The cache is written
+batch by batch into tensors allocated once (no pieces concatenated: half the memory traffic, no second copy at the
+peak), and so are the per-image norms (no full-size temporary); training batches are gathered into buffers allocated
+once.
 """
 
 import torch
@@ -24,23 +26,36 @@ class TargetStore:
         self.sqnorms: dict[str, torch.Tensor] = {}
         self._buffers: dict[str, torch.Tensor] = {}
         if self.bytes_needed() <= cache_bytes:
-            self.cached = self._compute(torch.arange(len(images)))
-            self._index_norms()
+            self._cache_all()
+
+    @torch.no_grad()
+    def _cache_all(self) -> None:
+        n = len(self.images)
+        self.cached = {}
+        for start in range(0, n, self.batch_size):
+            for name, out in self._compute(torch.arange(start, min(start + self.batch_size, n))).items():
+                if name not in self.cached:
+                    self.cached[name] = out.new_empty((n, *out.shape[1:]))
+                self.cached[name][start:start + len(out)] = out
+        self._index_norms()
 
     def _index_norms(self) -> None:
-        self.sqnorms = {n: t.flatten(1).pow(2).sum(1) for n, t in self.cached.items()}
+        """Each image's squared norm per layer, a batch of rows at a time."""
+        self.sqnorms = {}
+        for name, t in self.cached.items():
+            self.sqnorms[name] = t.new_empty(len(t))
+            for start in range(0, len(t), self.batch_size):
+                rows = t[start:start + self.batch_size]
+                self.sqnorms[name][start:start + len(rows)] = rows.flatten(1).pow(2).sum(1)
         self._buffers = {}
 
     @torch.no_grad()
     def _compute(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        parts: dict[str, list[torch.Tensor]] = {n: [] for n in self.layers}
-        for start in range(0, len(idx), self.batch_size):
-            with LayerTaps(self.original, self.layers) as taps:
-                self.original(self.images[idx[start:start + self.batch_size]])
-            for n in self.layers:
-                out = taps.outputs[n]
-                parts[n].append(out.index_select(1, self.keep[n].to(out.device)) if n in self.keep else out)
-        return {n: torch.cat(p) for n, p in parts.items()}
+        """The targets of images ``idx`` (one batch), restricted to ``keep``."""
+        with LayerTaps(self.original, self.layers) as taps:
+            self.original(self.images[idx])
+        return {n: taps.outputs[n].index_select(1, self.keep[n].to(taps.outputs[n].device)) if n in self.keep
+                else taps.outputs[n] for n in self.layers}
 
     @torch.no_grad()
     def bytes_needed(self) -> int:

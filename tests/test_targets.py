@@ -1,0 +1,49 @@
+"""The reconstruction targets: a cache written batch by batch equals targets recomputed per batch, and a store built
+with the surviving channels equals the full store restricted to them (psp_fast and psp_no_penalty build the former)."""
+
+import pytest
+import torch
+
+from psp.reconstruct.taps import reconstruction_layers
+from psp.reconstruct.targets import TargetStore
+
+
+@pytest.fixture
+def original(fresh_base):
+    return fresh_base()
+
+
+@pytest.fixture
+def images(make_context, original):
+    return make_context(original, samples=80, target_macs=2.0).calibration()
+
+
+def _keep(original, layers) -> dict[str, torch.Tensor]:
+    """Every other output channel of the first half of the layers."""
+    outputs = {n: m.weight.shape[0] for n, m in original.named_modules() if n in layers and hasattr(m, "weight")}
+    return {n: torch.arange(0, c, 2) for n, c in list(outputs.items())[: len(outputs) // 2]}
+
+
+def test_cache_equals_recomputed_targets(original, images):
+    layers = reconstruction_layers(original)
+    cached = TargetStore(original, images, layers, 2**40, batch_size=32)
+    fresh = TargetStore(original, images, layers, 0, batch_size=32)
+    assert cached.cached is not None and fresh.cached is None
+    idx = torch.tensor([70, 3, 41, 12, 79, 0])
+    (t1, d1), (t2, d2) = cached.batch(idx), fresh.batch(idx)
+    for n in layers:
+        torch.testing.assert_close(t1[n], t2[n], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(d1[n], d2[n], rtol=1e-4, atol=1e-4)
+
+
+def test_store_built_with_keep_equals_restricted_store(original, images):
+    layers = reconstruction_layers(original)
+    keep = _keep(original, layers)
+    restricted = TargetStore(original, images, layers, 2**40, batch_size=32).restrict(keep)
+    direct = TargetStore(original, images, layers, 2**40, batch_size=32, keep=keep)
+    assert set(direct.cached) == set(layers)
+    for n in layers:
+        assert torch.equal(direct.cached[n], restricted.cached[n]), n
+        assert torch.equal(direct.sqnorms[n], restricted.sqnorms[n]), n
+    some = next(iter(keep))
+    assert direct.cached[some].shape[1] == len(keep[some])
