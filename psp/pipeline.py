@@ -119,7 +119,10 @@ def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opt
     model = create_model(model_name, bundle.spec, **(model_kwargs or {}))
     settings.epochs = epochs
     t0 = time.perf_counter()
-    history = train_model(model, bundle.train, norm, settings, seed, device, what=f"train {model_name}")
+    state = out / "train_state.pt"  # per-epoch state: a killed run resumes; removed once model.pt is written
+    out.mkdir(parents=True, exist_ok=True)
+    history = train_model(model, bundle.train, norm, settings, seed, device, what=f"train {model_name}",
+                          state_path=state)
     seconds = time.perf_counter() - t0
     metrics = evaluate(model, bundle, normalize, device, opts)
     metrics |= {"model": model_name, "data": data, "epochs": epochs, "seed": seed, "normalize": normalize,
@@ -130,6 +133,7 @@ def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opt
         atomic_write_text(out / "train_log.csv", _csv(history))
     metrics["seconds_total"] = time.perf_counter() - start
     write_json(out / "metrics.json", metrics)
+    state.unlink(missing_ok=True)
     return metrics
 
 

@@ -281,3 +281,36 @@ def test_training_is_seeded(tmp_path):
         runs.append((history, model.state_dict()))
     assert runs[0][0] == runs[1][0] and len(runs[0][0]) == 2
     assert all(torch.equal(v, runs[1][1][k]) for k, v in runs[0][1].items())
+
+
+def test_training_resumes_from_its_epoch_state(tmp_path):
+    """A run killed after epoch 1 resumes from the saved state and ends with the weights of an uninterrupted run;
+    a state saved with other settings is ignored."""
+    from psp.data.datasets import TensorImages
+    from psp.data.normalization import normalizer
+    from psp.train import TrainSettings, train_model
+
+    g = torch.Generator().manual_seed(0)
+    data = TensorImages((torch.rand(96, 1, 28, 28, generator=g) * 255).to(torch.uint8),
+                        torch.randint(0, 10, (96,), generator=g))
+    norm, state = normalizer("mnist", 1), tmp_path / "state.pt"
+
+    def train(hook=None, path=state, epochs=3) -> tuple[list[dict], dict]:
+        torch.manual_seed(0)
+        model = create_model("vgg_tiny", SPECS["mnist5k"])
+        history = train_model(model, data, norm, TrainSettings(epochs=epochs, batch_size=32), 0, "cpu",
+                              gradient_hook=hook, state_path=path)
+        return history, model.state_dict()
+
+    def killed_in_epoch_2(model, epoch, step):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    whole = train(path=None)
+    with pytest.raises(KeyboardInterrupt):
+        train(killed_in_epoch_2)
+    assert torch.load(state, weights_only=True)["epoch"] == 1
+    resumed = train()
+    assert resumed[0] == whole[0] and len(resumed[0]) == 3
+    assert all(torch.equal(v, resumed[1][k]) for k, v in whole[1].items())
+    assert len(train(epochs=1)[0]) == 1  # the 3-epoch state does not fit a 1-epoch run: trained afresh

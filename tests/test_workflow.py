@@ -237,3 +237,31 @@ def test_tiny_end_to_end_run(tmp_path):
     after_kill = _tables(tables)
     for name in before:
         pd.testing.assert_frame_equal(_without_times(before[name]), _without_times(after_kill[name]), obj=name)
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize(("config", "models"), [
+    ("paper-cifar10.yaml", {"resnet50": "resnet50_cifar", "vgg19": "vgg19_cifar"}),
+    ("paper-cifar100.yaml", {"vgg19": "vgg19_cifar", "resnet18": "resnet18_cifar"}),
+])
+def test_paper_configs_train_their_base_models_then_prune(config, models):
+    """The paper's CIFAR models are trained in the DAG (on CUDA, 200 epochs) before every pruning job."""
+    result = snakemake("-n", "--nolock", "-p", "--configfile", f"config/{config}")
+    assert result.returncode == 0, output(result)
+    text = output(result)
+    counts = dict(line.split()[:2] for line in text.splitlines() if line.startswith(("prune_model ", "train_base")))
+    assert counts["train_base_model"] == "2" and int(counts["prune_model"]) == 390, counts
+    for arch in models.values():
+        assert f"train --model {arch} " in text and "--epochs 200" in text and "--device cuda" in text
+
+
+@pytest.mark.timeout(240)
+def test_slurm_gpu_profile_submits_gpu_jobs_to_the_gpu_partition():
+    """Jobs that declare gpu=1 reach sbatch as --gpus=1 on the GPU partition (the real plugin, stand-in sbatch)."""
+    result = subprocess.run([sys.executable, str(ROOT / "workflow" / "profiles" / "slurm-gpu" / "show_submission.py"),
+                             "--configfile", str(ROOT / "config" / "paper-cifar10.yaml")],
+                            capture_output=True, text=True, timeout=230)
+    assert result.returncode == 0, output(result)
+    calls = result.stdout.splitlines()
+    assert {c.split("--comment rule_")[1].split("_wildcards")[0] for c in calls} == {"train_base_model", "prune_model"}
+    assert all(" -p gpu " in c and "--gpus=1" in c and "--cpus-per-gpu=8" in c for c in calls), calls
