@@ -13,10 +13,11 @@ import time
 from pathlib import Path
 
 
-def run_job(args: list[str], out: Path, log: Path, reuse: bool = False) -> dict:
+def run_job(args: list[str], out: Path, log: Path, reuse: bool = False, pythonpath: str | None = None) -> dict:
     """``psp prune ARGS --out OUT``; returns its metrics.json plus ``peak_rss_mib`` and ``wall_s``.
 
-    With ``reuse``, a finished job (``job.json`` beside its log) is read back instead of run again.
+    With ``reuse``, a finished job (``job.json`` beside its log) is read back instead of run again. ``pythonpath``
+    runs the ``psp`` of another checkout (e.g. an earlier commit, for a side-by-side time).
     """
     record = log.with_suffix(".json")
     if reuse and record.is_file():
@@ -25,7 +26,8 @@ def run_job(args: list[str], out: Path, log: Path, reuse: bool = False) -> dict:
     cmd = [sys.executable, "-m", "psp.cli", "prune", *args, "--out", str(out)]
     start = time.perf_counter()
     with log.open("w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+        env = os.environ | {"PYTHONPATH": pythonpath} if pythonpath else None
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"job failed ({log}): {' '.join(cmd)}")
