@@ -1,4 +1,4 @@
-"""The ``psp`` command: ``train``, ``eval``, ``prune``, ``list``.
+"""The ``psp`` command: ``train``, ``eval``, ``prune``, ``export``, ``list``.
 
 Bad input ends the command with one line naming the value and what is accepted, and exit code 2 (a traceback only
 with ``--debug``). Cheap checks (numbers, names, files) run before torch is imported.
@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(prune)
     _common(prune)
 
+    export = sub.add_parser("export", help="export a checkpoint (dense or pruned) to ONNX, checked in ONNX Runtime")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--onnx", required=True, type=Path, help="the ONNX file to write")
+    export.add_argument("--model", help="architecture of a foreign checkpoint (with --data)")
+    export.add_argument("--data", help="data spec of a foreign checkpoint (its image size and classes)")
+    export.add_argument("--normalize", help="recorded in the file's metadata: the input normalisation it expects")
+    export.add_argument("--threads", type=_positive_int, help="CPU threads for the check")
+    export.add_argument("--debug", action="store_true", help="show tracebacks")
+
     sub.add_parser("list", help="list registered models and methods")
     return parser
 
@@ -133,6 +142,10 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"checkpoint {args.checkpoint} does not exist")
     if getattr(args, "out", None) is not None:
         _check_out_dir(args.out)
+    if args.command == "export":
+        if args.onnx.is_dir():
+            raise UsageError(f"--onnx {args.onnx} is a directory; give a file name such as {args.onnx / 'model.onnx'}")
+        _check_out_dir(args.onnx)
     if args.command == "train" and args.epochs < 0:
         raise UsageError(f"--epochs {args.epochs} must be >= 0")
     if args.command == "prune":
@@ -178,6 +191,16 @@ def _run(args: argparse.Namespace) -> None:
         for name in list_methods():
             m = get_method(name)
             print(f"method {name:18s} uses={m.uses:12s} {m.summary}")
+        return
+    if args.command == "export":
+        if args.model:
+            from psp.models._registry import check_model_name
+
+            check_model_name(args.model)
+        result = pipeline.export_run(args.checkpoint, args.model, args.data, args.normalize, args.onnx,
+                                     pipeline.RunOptions(threads=args.threads))
+        print(f"wrote {result['onnx']} ({result['bytes']} bytes): ONNX Runtime vs PyTorch max |difference| "
+              f"{result['onnx_difference']:.2e} relative (tolerance {result['tolerance']:g})")
         return
     opts = pipeline.RunOptions(threads=args.threads, device=args.device, download=args.download,
                                latency_repeats=args.latency_repeats, eval_split=getattr(args, "eval_split", "test"))

@@ -1,11 +1,9 @@
-"""Accuracy, size, MACs and latency of a model.
+"""Accuracy, size and MACs of a model (latency: ``psp.latency``).
 
 MACs count multiply-accumulates of ``nn.Conv2d`` and ``nn.Linear`` layers only (batch 1, at the data spec's image
 size); BatchNorm, activations, pooling and residual additions are not counted, as in the pruning literature.
 """
 
-import statistics
-import time
 from collections.abc import Iterable
 
 import torch
@@ -63,29 +61,3 @@ def accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     if total == 0:
         raise ValueError("no test images to evaluate")
     return {"top1": correct1 / total, "top5": correct5 / total, "test_images": total}
-
-
-@torch.no_grad()
-def latency(model: nn.Module, example: torch.Tensor, batch: int, repeats: int = 20, warmup: int = 5) -> float:
-    """Median seconds of one forward pass at ``batch`` after warm-up, synchronising CUDA around each pass."""
-    model.eval()
-    device = next(model.parameters()).device
-    x = example[:1].to(device).expand(batch, *example.shape[1:]).contiguous()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        model(x)
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x)
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def latency_profile(model: nn.Module, example: torch.Tensor, batches: tuple[int, ...] = (1, 64),
-                    repeats: int = 20) -> dict[str, float]:
-    """``latency_b1``, ``latency_b64``, ...: median seconds per forward pass at each batch size."""
-    return {f"latency_b{b}": latency(model, example, b, repeats=repeats if b < 16 else max(3, repeats // 4))
-            for b in batches}

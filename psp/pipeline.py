@@ -1,4 +1,5 @@
-"""What each command does, as library calls: train a base model, evaluate a checkpoint, prune with a method.
+"""What each command does, as library calls: train a base model, evaluate a checkpoint, prune with a method,
+export to ONNX.
 
 Each writes its outputs atomically (temporary name, then rename), so an interrupted run leaves nothing half-written.
 """
@@ -21,10 +22,12 @@ from psp.data.datasets import DataBundle, load_data
 from psp.data.loaders import batches, calibration_images, calibration_labels
 from psp.data.normalization import normalizer
 from psp.errors import UsageError
+from psp.export import TOLERANCE, check_export, export_onnx, with_metadata
+from psp.latency import latency_profile, untimed
 from psp.methods import PruneContext, get_method, load_method_modules
-from psp.metrics import accuracy, count_macs, count_params, latency_profile
+from psp.metrics import accuracy, count_macs, count_params
 from psp.models import create_model
-from psp.runtime import atomic_write_text, configure, provenance, settings_hash, write_json
+from psp.runtime import atomic_write_bytes, atomic_write_text, configure, provenance, settings_hash, write_json
 from psp.settings import PruneSettings
 from psp.train import TrainSettings, train_model
 
@@ -61,11 +64,12 @@ def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch
 
 
 def size_and_latency(model: nn.Module, bundle: DataBundle, device: torch.device, opts: RunOptions) -> dict:
-    """macs, params and latency at batch 1 and 64 of ``model`` (in eval mode, on ``device``)."""
+    """macs, params and latency at batch 1 and 64 in eager PyTorch and ONNX Runtime of ``model`` (in eval mode, on
+    ``device``)."""
     example = _example(bundle, device)
     size = {"macs": count_macs(model, example), "params": count_params(model)}
     if opts.latency_repeats == 0:
-        return size | {"latency_b1": None, "latency_b64": None}
+        return size | untimed()
     return size | latency_profile(model, example, repeats=opts.latency_repeats)
 
 
@@ -229,6 +233,12 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
         "latency_b1_dense": dense["latency_b1"], "latency_b64_dense": dense["latency_b64"],
         "speedup_b1": _ratio(dense["latency_b1"], pruned["latency_b1"]),
         "speedup_b64": _ratio(dense["latency_b64"], pruned["latency_b64"]),
+        "torch_format_b1": pruned["torch_format_b1"], "torch_format_b64": pruned["torch_format_b64"],
+        "latency_b1_ort": pruned["latency_b1_ort"], "latency_b64_ort": pruned["latency_b64_ort"],
+        "latency_b1_ort_dense": dense["latency_b1_ort"], "latency_b64_ort_dense": dense["latency_b64_ort"],
+        "speedup_b1_ort": _ratio(dense["latency_b1_ort"], pruned["latency_b1_ort"]),
+        "speedup_b64_ort": _ratio(dense["latency_b64_ort"], pruned["latency_b64_ort"]),
+        "onnx_difference": pruned["onnx_difference"],
         "seconds": seconds, "images_seen": result.images_seen, "epochs": result.epochs,
         "samples": len(indices), "seed": settings.seed, "importance": settings.importance,
         "selection": settings.selection, "target_macs": settings.target_macs, "ratio": settings.ratio,
@@ -250,3 +260,25 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     metrics["seconds_total"] = time.perf_counter() - start
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def export_run(checkpoint: str, model_name: str | None, data: str | None, normalize: str | None, onnx_path: Path,
+               opts: RunOptions) -> dict:
+    """Export a checkpoint to ONNX, check ONNX Runtime's outputs against PyTorch's, then write the file (a failed
+    check writes nothing). The file's metadata names the model, its data spec and the input normalisation."""
+    start = time.perf_counter()
+    configure(opts.threads, 0, "cpu")
+    if data is None:
+        loaded = load_model(checkpoint, model_name, None, normalize)
+    else:
+        loaded = load_for_run(checkpoint, model_name, data, normalize, opts)[0]
+    spec = loaded.data
+    example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
+    onnx_bytes = export_onnx(loaded.model, example)
+    difference = check_export(loaded.model, onnx_bytes, example, torch.get_num_threads())
+    onnx_bytes = with_metadata(onnx_bytes, {
+        "psp_bench.model": loaded.name, "psp_bench.data": json.dumps(spec.to_dict()),
+        "psp_bench.normalize": loaded.normalize, "psp_bench.checkpoint": str(checkpoint)})
+    atomic_write_bytes(onnx_path, onnx_bytes)
+    return {"onnx": str(onnx_path), "bytes": len(onnx_bytes), "onnx_difference": difference, "tolerance": TOLERANCE,
+            "seconds": time.perf_counter() - start}

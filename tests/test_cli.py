@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(300)
 METRIC_KEYS = {"top1", "top1_dense", "macs", "macs_dense", "params", "params_dense", "rf", "rp", "latency_b1",
                "latency_b64", "latency_b1_dense", "latency_b64_dense", "seconds", "seconds_total", "method", "model",
                "importance", "selection", "samples", "seed", "calib_indices_file"}
-VOLATILE = ("latency", "seconds", "speedup")  # timing fields may differ between identical runs
+VOLATILE = ("latency", "seconds", "speedup", "torch_format")  # timing fields may differ between identical runs
 
 
 @pytest.fixture(autouse=True)
@@ -210,6 +210,10 @@ def test_prune_writes_results(pruned, trained):
     assert 0 < metrics["params"] < metrics["params_dense"]
     assert 0 <= metrics["top1"] <= 1
     assert all(metrics[k] > 0 for k in ("latency_b1", "latency_b64", "latency_b1_dense", "latency_b64_dense"))
+    assert all(metrics[f"{k}_ort"] > 0 for k in ("latency_b1", "latency_b64", "speedup_b1", "speedup_b64"))
+    assert metrics["speedup_b64_ort"] == metrics["latency_b64_ort_dense"] / metrics["latency_b64_ort"]
+    assert {metrics["torch_format_b1"], metrics["torch_format_b64"]} <= {"contiguous", "channels_last"}
+    assert 0 <= metrics["onnx_difference"] <= 1e-3
     assert metrics["seconds_total"] >= metrics["seconds"] >= 0
     assert metrics["calib_indices_file"] is None, "oneshot reads no calibration images"
     selection = json.loads((pruned / "selection.json").read_text())
@@ -279,11 +283,13 @@ def test_latency_repeats_0_skips_timing_only(pruned, trained, tmp_path):
     assert _prune(trained, tmp_path / "a", extra=("--latency-repeats", "0")) == 0
     a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "a", pruned))
     timed = [k for k in a if k.startswith(("latency", "speedup"))]
-    assert sorted(timed) == sorted(k for k in b if k.startswith(("latency", "speedup"))) and len(timed) == 6
+    assert sorted(timed) == sorted(k for k in b if k.startswith(("latency", "speedup"))) and len(timed) == 12
     assert all(a[k] is None for k in timed) and all(b[k] > 0 for k in timed)
+    for key in ("torch_format_b1", "torch_format_b64", "onnx_difference"):
+        assert a[key] is None and b[key] is not None
 
     def stable(m: dict) -> dict:
-        return {k: v for k, v in m.items() if not any(t in k for t in VOLATILE)}
+        return {k: v for k, v in m.items() if not any(t in k for t in VOLATILE) and k != "onnx_difference"}
 
     assert stable(a) == stable(b)
 

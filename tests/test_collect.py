@@ -1,5 +1,6 @@
-"""collect_runs' ``previous_runs``: earlier runs join this design's, a remade run replaces its earlier row, and a file
-that is not a runs.csv is refused naming it."""
+"""collect_runs: the latency measured alone replaces the in-job figures for both runtimes; ``previous_runs``: earlier
+runs join this design's, a remade run replaces its earlier row, and a file that is not a runs.csv is refused naming
+it."""
 
 import sys
 from pathlib import Path
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from collect_runs import with_previous  # noqa: E402
+from collect_runs import with_latency_alone, with_previous  # noqa: E402
 
 
 def _runs(method: str, seeds: list[int], top1: float) -> pd.DataFrame:
@@ -42,3 +43,15 @@ def test_not_a_runs_table_is_refused(tmp_path):
     pd.DataFrame({"method": ["psp"], "top1": [0.5]}).to_csv(path, index=False)
     with pytest.raises(ValueError, match=r"other\.csv lacks the columns dataset, model, target, samples, seed"):
         with_previous(_runs("psp", [0], 0.9), [str(path)])
+
+
+def test_latency_alone_replaces_in_job_figures_in_both_runtimes():
+    runs = pd.DataFrame([{"path": "a/metrics.json", "top1": 0.5, "latency_b1": None, "speedup_b64_ort": None,
+                          "torch_format_b1": None}])
+    alone = pd.DataFrame([{"path": "a/metrics.json", "latency_b1_alone": 0.002, "speedup_b64_ort_alone": 1.8,
+                           "torch_format_b1_alone": "channels_last", "latency_threads": 2}])
+    merged = with_latency_alone(runs, alone).iloc[0]
+    assert (merged["latency_b1"], merged["speedup_b64_ort"], merged["torch_format_b1"]) == (0.002, 1.8,
+                                                                                           "channels_last")
+    assert {"latency_b1_injob", "speedup_b64_ort_injob", "torch_format_b1_injob"} <= set(merged.index)
+    assert merged["top1"] == 0.5 and merged["latency_threads"] == 2

@@ -46,6 +46,7 @@ def _runs() -> pd.DataFrame:
                                  "top1": 0.9 - 0.1 * target + 0.01 * seed,
                                  "top1_dense": 0.93, "macs_reduction": target * (1 + 0.01 * seed),
                                  "speedup_b1": 0.6 * target, "speedup_b64": 0.9 * target,
+                                 "speedup_b1_ort": 0.7 * target, "speedup_b64_ort": 0.95 * target,
                                  "seconds": 5 + 0.1 * samples + seed, "max_rss_mib": 900 + 0.2 * samples})
     return pd.DataFrame(rows)
 
@@ -67,6 +68,16 @@ def test_curve_figures_are_drawn(script, tmp_path):
     log = (tmp_path / "figure.log").read_text()
     assert "plotted" in log, log
     assert (tmp_path / "figure.png").stat().st_size > 10_000 and (tmp_path / "figure.pdf").stat().st_size > 0
+
+
+def test_speedup_figure_draws_runs_timed_before_onnx_runtime(tmp_path):
+    """Runs from before ONNX Runtime was timed (no *_ort columns, e.g. an older previous_runs file) still plot: their
+    ONNX Runtime panels say so instead of failing."""
+    runs = tmp_path / "runs.csv"
+    _runs().drop(columns=["speedup_b1_ort", "speedup_b64_ort"]).to_csv(runs, index=False)
+    plot_speedup.main(_smk(tmp_path, "figure", runs))
+    assert "plotted" in (tmp_path / "figure.log").read_text()
+    assert (tmp_path / "figure.png").stat().st_size > 10_000
 
 
 def test_verdict_figure_shows_every_category(tmp_path):

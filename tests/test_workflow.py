@@ -163,7 +163,7 @@ def _tables(folder: Path) -> dict[str, pd.DataFrame]:
 
 
 def _without_times(frame: pd.DataFrame) -> pd.DataFrame:
-    timed = ("seconds", "latency", "speedup", "time", "max_rss")
+    timed = ("seconds", "latency", "speedup", "time", "max_rss", "torch_format")
     return frame[[c for c in frame.columns if not any(word in c for word in timed)]]
 
 

@@ -32,10 +32,12 @@ class ChannelPadShortcut(nn.Module):
         self.dst = torch.tensor(dst, dtype=torch.long, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # A gather from the input plus one zero channel, not a scatter into zeros: the same values, and a graph that
+        # ONNX exports with a batch-independent shape (a scatter exports with the traced batch size fixed).
         x = x[:, :, :: self.stride, :: self.stride]
-        out = x.new_zeros(x.shape[0], self.out_channels, x.shape[2], x.shape[3])
-        out[:, self.dst] = x[:, self.src]
-        return out
+        gather = torch.full((self.out_channels,), x.shape[1], dtype=torch.long, device=x.device)
+        gather[self.dst] = self.src
+        return nn.functional.pad(x, (0, 0, 0, 0, 0, 1)).index_select(1, gather)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}, mapped={len(self.src)}"

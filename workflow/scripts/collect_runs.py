@@ -1,7 +1,8 @@
 """Collect every run's metrics.json into one tidy CSV (one row per run), and the per-layer weight change that PSP
 variants write beside it (weight_change.csv) into another.
 
-Latency comes from the measure_latency job, which timed every model alone on the machine. ``max_rss_mib`` is the
+Latency (eager PyTorch and ONNX Runtime) comes from the measure_latency job, which timed every model alone on the
+machine. ``max_rss_mib`` is the
 job's peak resident memory as Snakemake's benchmark of the pruning job recorded it (empty for runs made without one).
 
 The identity columns (dataset, model, method, target, samples, seed) come from the path; metrics that would clash
@@ -35,9 +36,10 @@ def flatten(metrics: dict) -> dict:
 
 def with_latency_alone(runs: pd.DataFrame, alone: pd.DataFrame) -> pd.DataFrame:
     """Latency timed while the job ran beside others is kept as ``*_injob``; the figures measured alone (the
-    measure_latency job) take the plain names that the tables use."""
-    timed = ["latency_b1", "latency_b64", "latency_b1_dense", "latency_b64_dense", "speedup_b1", "speedup_b64"]
-    runs = runs.rename(columns={c: f"{c}_injob" for c in timed})
+    measure_latency job: ``latency_bN``, ``latency_bN_ort``, their ``_dense`` twins, ``speedup_bN``,
+    ``speedup_bN_ort``, ...) take the plain names that the tables use."""
+    timed = [c.removesuffix("_alone") for c in alone.columns if c.endswith("_alone")]
+    runs = runs.rename(columns={c: f"{c}_injob" for c in timed if c in runs.columns})
     alone = alone.rename(columns={f"{c}_alone": c for c in timed})
     return runs.merge(alone, on="path", how="left", validate="one_to_one")
 

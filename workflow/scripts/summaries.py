@@ -14,9 +14,6 @@ import pandas as pd
 
 ID_COLUMNS = ["dataset", "model", "method", "target", "samples", "seed"]
 SETUP = ["dataset", "model"]
-# Columns whose values are measured times or memory (they vary between identical runs); everything else in a table is
-# a function of the runs' accuracy and size.
-MEASURED_WORDS = ("seconds", "latency", "speedup", "max_rss")
 # PSP, its ablations and the controls, in the order of the ablation table and figure.
 ABLATIONS = {
     "psp": "PSP (penalty, removal, balanced reconstruction)",
@@ -62,8 +59,17 @@ def start_log(path: str) -> logging.Logger:
     return logging.getLogger("workflow")
 
 
+# Measured speed-ups dense / pruned: eager PyTorch, then ONNX Runtime, at batch 1 and 64.
+SPEEDUP_COLUMNS = ["speedup_b1", "speedup_b64", "speedup_b1_ort", "speedup_b64_ort"]
+
+
 def read_runs(path: str) -> pd.DataFrame:
+    """A runs.csv with percent and setup columns; speed-up columns that runs timed before ONNX Runtime lack are
+    empty (NaN), so tables and figures show them as not measured."""
     runs = pd.read_csv(path)
+    for column in SPEEDUP_COLUMNS:
+        if column not in runs.columns:
+            runs[column] = float("nan")
     runs["top1_pct"] = 100 * runs["top1"]
     runs["top1_dense_pct"] = 100 * runs["top1_dense"]
     runs["setup"] = runs["dataset"] + " / " + runs["model"]
@@ -132,10 +138,6 @@ def pm(mean: float, std: float, digits: int = 2, sep: str = " ± ") -> str:
     if std is None or (isinstance(std, float) and math.isnan(std)):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f}{sep}{std:.{digits}f}"
-
-
-def is_measured_column(name: str) -> bool:
-    return any(word in name for word in MEASURED_WORDS)
 
 
 def _latex_escape(text: object) -> str:

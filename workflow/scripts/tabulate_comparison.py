@@ -5,13 +5,14 @@ its variants, controls, post-training baselines each followed by its "+BN" varia
 every control sits beside the method it explains. Top-1 is mean ± standard deviation over seeds in %, Δ is the
 change from the unpruned model in points, "vs PSP" the difference to PSP paired by seed with two standard errors,
 RP/RF the fractions of parameters and MACs removed, time the pruning wall-clock seconds, speed-up the measured
-latency ratio dense / pruned.
+latency ratio dense / pruned in eager PyTorch and in ONNX Runtime (ORT).
 """
 
 import pandas as pd
 from summaries import (
     FAMILIES,
     SETUP,
+    SPEEDUP_COLUMNS,
     family,
     main_runs,
     method_rank,
@@ -23,8 +24,9 @@ from summaries import (
     write_table,
 )
 
-VALUES = ["top1_pct", "top1_dense_pct", "delta_pct", "macs_reduction", "rp_pct", "rf_pct", "seconds", "speedup_b1",
-          "speedup_b64"]
+SPEEDUPS = dict(zip(SPEEDUP_COLUMNS, ["speed-up b1 ×", "speed-up b64 ×", "ORT speed-up b1 ×", "ORT speed-up b64 ×"],
+                    strict=True))
+VALUES = ["top1_pct", "top1_dense_pct", "delta_pct", "macs_reduction", "rp_pct", "rf_pct", "seconds", *SPEEDUPS]
 
 
 def comparison(runs: pd.DataFrame, default_samples: int) -> pd.DataFrame:
@@ -54,8 +56,7 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
         "RP %": table["rp_pct_mean"].map("{:.1f}".format),
         "RF %": table["rf_pct_mean"].map("{:.1f}".format),
         "time s": [pm(m, s, 1) for m, s in zip(table["seconds_mean"], table["seconds_std"], strict=True)],
-        "speed-up b1 ×": table["speedup_b1_mean"].map("{:.2f}".format),
-        "speed-up b64 ×": table["speedup_b64_mean"].map("{:.2f}".format),
+        **{label: table[f"{column}_mean"].map("{:.2f}".format) for column, label in SPEEDUPS.items()},
         "n": table["samples"].astype(str),
         "seeds": table["n_seeds"].astype(str),
     })
@@ -68,8 +69,9 @@ def main(smk) -> None:
     dense = ", ".join(f"{d} / {m}: {v:.2f} %" for (d, m), v in
                       table.groupby(SETUP)["top1_dense_pct_mean"].first().items())
     note = (f"Top-1 mean ± std over seeds; Δ from the unpruned model (dense top-1 {dense}); vs PSP: method − PSP "
-            f"paired by seed ± two standard errors; RP/RF: parameters/MACs "
-            f"removed; time: pruning seconds; speed-up: measured latency dense/pruned at batch 1 and 64. "
+            f"paired by seed ± two standard errors; RP/RF: parameters/MACs removed; time: pruning seconds; speed-up: "
+            f"measured latency dense/pruned at batch 1 and 64 in eager PyTorch (the faster of contiguous and "
+            f"channels-last per model) and ONNX Runtime (ORT, CPU). "
             f"n = calibration images ({default_samples} for every calibration method, 0 for methods that read no "
             f"data; 'labels' methods read the labeled training split and carry n = {default_samples} as a label).")
     write_table(table, display(table), smk.output, "Comparison of pruning methods", note)
