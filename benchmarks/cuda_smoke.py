@@ -18,8 +18,9 @@ from psp.data.datasets import DataBundle, TensorImages
 from psp.data.loaders import batches, calibration_images
 from psp.data.normalization import normalizer
 from psp.data.spec import DataSpec
+from psp.latency import latency_profile
 from psp.methods import PruneContext, get_method, load_method_modules
-from psp.metrics import accuracy, count_macs, latency_profile
+from psp.metrics import accuracy, count_macs
 from psp.models import create_model
 from psp.runtime import configure, provenance
 from psp.settings import PruneSettings

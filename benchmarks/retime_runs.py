@@ -11,8 +11,9 @@ Writes the runs with their latency columns replaced (``latency_bN``, ``latency_b
 twins, ``speedup_bN``, ``speedup_bN_ort``, ``torch_format_bN``, ``latency_threads``; ``retimed`` names this
 script), then the comparison table and the speed-up figure regenerated from them by the workflow's own scripts.
 
-    python benchmarks/retime_runs.py results/reference/cifar10_jpg/runs.csv --threads 2 \\
-        --out results/reference/cifar10_jpg
+    python benchmarks/retime_runs.py --threads 2 \\
+        --runs results/reference/cifar10_jpg/runs.csv results/reference/cifar10_jpg_recipes/runs.csv \\
+        --out results/reference/cifar10_jpg results/reference/cifar10_jpg_recipes
 """
 
 import argparse
@@ -55,8 +56,9 @@ def rebuilt(dense: torch.nn.Module, example: torch.Tensor, removed: dict[str, in
 def retime(runs: pd.DataFrame, repeats: int) -> pd.DataFrame:
     """One row per distinct architecture of ``runs``: the pair's timings, keyed by the ARCHITECTURE columns."""
     exports, rows, bundles, denses = ArchitectureExports(), [], {}, {}
-    distinct = runs[ARCHITECTURE].drop_duplicates()
-    for i, (checkpoint, arch, data, normalize, removed) in enumerate(distinct.itertuples(index=False), 1):
+    distinct = runs.groupby(ARCHITECTURE, sort=False)
+    for i, (key, group) in enumerate(distinct, 1):
+        checkpoint, arch, data, normalize, removed = key
         if data not in bundles:
             bundles[data] = load_data(data).spec
         spec = bundles[data]
@@ -65,14 +67,13 @@ def retime(runs: pd.DataFrame, repeats: int) -> pd.DataFrame:
             denses[checkpoint] = load_model(checkpoint, arch, spec, normalize).model.eval()
         dense = denses[checkpoint]
         pruned = rebuilt(dense, example, json.loads(removed))
-        macs = runs.loc[(runs[ARCHITECTURE] == (checkpoint, arch, data, normalize, removed)).all(axis=1), "macs"]
-        if not (macs == count_macs(pruned, example)).all():
+        if not (group["macs"] == count_macs(pruned, example)).all():
             raise ValueError(f"{arch} {removed}: the rebuilt model has {count_macs(pruned, example)} MACs, the runs "
-                             f"{sorted(macs.unique())}")
+                             f"{sorted(group['macs'].unique())}")
         start = time.perf_counter()
         timed = time_pair(dense, pruned, example, exports, repeats)
-        rows.append(dict(zip(ARCHITECTURE, (checkpoint, arch, data, normalize, removed), strict=True)) | timed)
-        print(f"[{i}/{len(distinct)}] {arch} speed-up b1 {timed['speedup_b1']:.2f}x (ORT "
+        rows.append(dict(zip(ARCHITECTURE, key, strict=True)) | timed)
+        print(f"[{i}/{distinct.ngroups}] {arch} speed-up b1 {timed['speedup_b1']:.2f}x (ORT "
               f"{timed['speedup_b1_ort']:.2f}x), b64 {timed['speedup_b64']:.2f}x (ORT {timed['speedup_b64_ort']:.2f}x)"
               f" in {time.perf_counter() - start:.1f} s", flush=True)
     return pd.DataFrame(rows)
@@ -97,28 +98,32 @@ def regenerate(runs_csv: Path, out: Path, default_samples: int, logs: Path) -> N
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", type=Path, help="a runs.csv written by the workflow's collect_runs")
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="runs.csv files written by collect_runs")
+    p.add_argument("--out", type=Path, nargs="+", required=True,
+                   help="one folder per --runs file for its runs.csv, comparison.* and speed-up figure")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=20, help="timed passes per figure at batch 1 (a quarter at 64)")
-    p.add_argument("--default-samples", type=int, default=512, help="the design's default calibration size")
-    p.add_argument("--out", type=Path, required=True, help="folder for runs.csv, comparison.* and the figure")
+    p.add_argument("--repeats", type=int, default=60, help="timed passes per figure at batch 1 (a quarter at 64)")
+    p.add_argument("--default-samples", type=int, default=512, help="the designs' default calibration size")
     args = p.parse_args()
+    if len(args.runs) != len(args.out):
+        p.error(f"{len(args.runs)} --runs files but {len(args.out)} --out folders: give one folder per file")
     torch.set_num_threads(args.threads)
-    runs = pd.read_csv(args.runs)
-    missing = [c for c in [*ARCHITECTURE, "macs"] if c not in runs.columns]
-    if missing:
-        p.error(f"{args.runs} lacks the columns {', '.join(missing)} (is it a runs.csv?)")
-    timed = retime(runs, args.repeats)
+    tables = [pd.read_csv(path) for path in args.runs]
+    for path, runs in zip(args.runs, tables, strict=True):
+        missing = [c for c in [*ARCHITECTURE, "macs"] if c not in runs.columns]
+        if missing:
+            p.error(f"{path} lacks the columns {', '.join(missing)} (is it a runs.csv?)")
+    timed = retime(pd.concat(tables, ignore_index=True), args.repeats)  # each architecture once, for every file
     replaced = [c for c in timed.columns if c not in ARCHITECTURE]
-    runs = runs.drop(columns=[c for c in replaced if c in runs.columns]).merge(timed, on=ARCHITECTURE, how="left")
-    runs["latency_threads"] = args.threads
-    runs["retimed"] = f"benchmarks/retime_runs.py ({time.strftime('%Y-%m-%d')})"
-    args.out.mkdir(parents=True, exist_ok=True)
-    runs.to_csv(args.out / "runs.csv", index=False)
-    with tempfile.TemporaryDirectory() as logs:
-        regenerate(args.out / "runs.csv", args.out, args.default_samples, Path(logs))
-    print(f"{len(runs)} runs, {len(timed)} architectures timed, {args.out}/runs.csv and its comparison table and "
-          f"speed-up figure written")
+    for runs, out in zip(tables, args.out, strict=True):
+        runs = runs.drop(columns=[c for c in replaced if c in runs.columns]).merge(timed, on=ARCHITECTURE, how="left")
+        runs["latency_threads"] = args.threads
+        runs["retimed"] = f"benchmarks/retime_runs.py ({time.strftime('%Y-%m-%d')})"
+        out.mkdir(parents=True, exist_ok=True)
+        runs.to_csv(out / "runs.csv", index=False)
+        with tempfile.TemporaryDirectory() as logs:
+            regenerate(out / "runs.csv", out, args.default_samples, Path(logs))
+        print(f"{out}: {len(runs)} runs with both runtimes' latency, comparison table and speed-up figure")
 
 
 if __name__ == "__main__":

@@ -6,26 +6,34 @@ Two stages, so that the timing runs alone on the machine:
    (kept channel counts rounded to that multiple), ``--jobs`` at a time. A target that rounding cannot meet within
    ±2 % is recorded as unreachable.
 2. ``--stage time``: every pruned model and its dense model are timed one after another in this process
-   (``psp.latency.time_pair``: eager PyTorch in both memory formats and ONNX Runtime, at batch 1 and 64). Nothing else
-   should be running. Each speed-up is shown with its fraction of the MACs reduction (1.0: as fast as the MACs say).
+   (``psp.latency.time_pair``: eager PyTorch in both memory formats and ONNX Runtime, at batch 1 and 64), ``--trials``
+   times over (medians). Nothing else should be running. Each speed-up is shown with its fraction of the MACs
+   reduction (1.0: as fast as the MACs say).
+3. ``--stage breakdown``: where ONNX Runtime's time goes (its profiler, per operator type) for the dense model and
+   some pruned ones: convolutions against everything else.
 
-Writes ``OUT/round_to.csv`` (one row per job) and ``OUT/round_to.md`` and prints the table.
+Writes ``OUT/round_to.csv`` (one row per job), ``OUT/timings.csv`` (one row per job and trial), ``OUT/round_to.md``
+and ``OUT/breakdown.md``, and prints the tables.
 
     python benchmarks/round_to.py --stage prune --jobs 2
     python benchmarks/round_to.py --stage time --threads 2
+    python benchmarks/round_to.py --stage breakdown --threads 2
 """
 
 import argparse
 import json
+import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import onnxruntime as ort
 import pandas as pd
 import torch
 from run_jobs import run_job
 
 from psp.checkpoint import load_model
-from psp.export import ArchitectureExports
+from psp.export import ArchitectureExports, export_onnx
 from psp.latency import time_pair
 
 METHODS = ["psp", "oneshot_bn"]
@@ -63,33 +71,98 @@ def prune_stage(args: argparse.Namespace) -> None:
     pd.DataFrame(rows).to_csv(args.out / "pruned.csv", index=False)
 
 
+SPEEDUPS = ["speedup_b1", "speedup_b64", "speedup_b1_ort", "speedup_b64_ort"]
+
+
 def time_stage(args: argparse.Namespace) -> pd.DataFrame:
-    """Every pruned model of the prune stage timed beside its dense model, one pair after another."""
+    """Every pruned model of the prune stage timed beside its dense model, one pair after another, ``--trials``
+    times over; each job's figures are the medians over the trials (every trial's row is in ``timings.csv``)."""
     torch.set_num_threads(args.threads)
     pruned = pd.read_csv(args.out / "pruned.csv")
-    exports, denses, rows = ArchitectureExports(), {}, []
-    for job in pruned.to_dict("records"):
-        if isinstance(job.get("error"), str):
-            rows.append(job)
-            continue
-        model = load_model(args.out / "jobs" / job["job"] / "model.pt")
-        spec = model.data
-        example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
-        if job["model"] not in denses:
-            checkpoint = args.checkpoints.format(model=job["model"])
-            denses[job["model"]] = load_model(checkpoint, job["model"], spec, "imagenet").model.eval()
-        timed = time_pair(denses[job["model"]], model.model.eval(), example, exports, args.repeats)
-        rows.append(job | timed | {"threads": args.threads})
-        print(f"{job['job']}: speed-up b1 {timed['speedup_b1']:.2f}x (ORT {timed['speedup_b1_ort']:.2f}x), b64 "
-              f"{timed['speedup_b64']:.2f}x (ORT {timed['speedup_b64_ort']:.2f}x)", flush=True)
-    table = pd.DataFrame(rows)
+    exports, denses, models, trials = ArchitectureExports(), {}, {}, []
+    for trial in range(args.trials):
+        for job in pruned.to_dict("records"):
+            if isinstance(job.get("error"), str):
+                continue
+            if job["job"] not in models:
+                models[job["job"]] = load_model(args.out / "jobs" / job["job"] / "model.pt")
+            model = models[job["job"]]
+            spec = model.data
+            example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
+            if job["model"] not in denses:
+                checkpoint = args.checkpoints.format(model=job["model"])
+                denses[job["model"]] = load_model(checkpoint, job["model"], spec, "imagenet").model.eval()
+            timed = time_pair(denses[job["model"]], model.model.eval(), example, exports, args.repeats)
+            trials.append({"job": job["job"], "trial": trial} | timed)
+            print(f"trial {trial} {job['job']}: speed-up b1 {timed['speedup_b1']:.2f}x (ORT "
+                  f"{timed['speedup_b1_ort']:.2f}x), b64 {timed['speedup_b64']:.2f}x (ORT "
+                  f"{timed['speedup_b64_ort']:.2f}x)", flush=True)
+    timings = pd.DataFrame(trials)
+    timings.to_csv(args.out / "timings.csv", index=False)
+    numbers = timings.drop(columns="trial").groupby("job").median(numeric_only=True)
+    spread = timings.groupby("job")[SPEEDUPS].agg(lambda v: v.max() - v.min()).add_suffix("_spread")
+    formats = timings.groupby("job")[["torch_format_b1", "torch_format_b64"]].agg(lambda v: "/".join(sorted(set(v))))
+    table = pruned.merge(numbers.join(spread).join(formats), left_on="job", right_index=True, how="left")
+    table["threads"], table["trials"] = args.threads, args.trials
     table.to_csv(args.out / "round_to.csv", index=False)
     return table
 
 
+def ort_breakdown(onnx_bytes: bytes, example: torch.Tensor, batch: int, threads: int, runs: int) -> dict[str, float]:
+    """ONNX Runtime's milliseconds per run in each operator type (its own profiler), and the wall time per run."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as folder:
+        options.enable_profiling, options.profile_file_prefix = True, str(Path(folder) / "ort")
+        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        x = example[:1].expand(batch, *example.shape[1:]).contiguous().numpy()
+        for _ in range(5):
+            session.run(None, {"input": x})
+        start = time.perf_counter()
+        for _ in range(runs):
+            session.run(None, {"input": x})
+        wall = (time.perf_counter() - start) / runs
+        events = json.loads(Path(session.end_profiling()).read_text())
+    by_op: dict[str, float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            by_op[op] = by_op.get(op, 0.0) + event["dur"] / 1000
+    timed_runs = runs + 5
+    return {op: ms / timed_runs for op, ms in by_op.items()} | {"wall": 1000 * wall}
+
+
+def breakdown_stage(args: argparse.Namespace) -> str:
+    """Where ONNX Runtime's time goes for the dense model and each ``--breakdown`` job: milliseconds per run in
+    convolutions and in everything else, at batch 1 and 64, against the MACs reduction."""
+    torch.set_num_threads(args.threads)
+    lines = ["| model | batch | wall ms | Conv ms | other ops ms | not in an op ms | Conv speed-up × | MACs ↓ × |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    pruned = pd.read_csv(args.out / "pruned.csv").set_index("job")
+    dense_spec = load_model(args.out / "jobs" / args.breakdown[0] / "model.pt").data
+    example = torch.zeros(1, dense_spec.in_channels, dense_spec.image_size, dense_spec.image_size)
+    model_name = pruned.loc[args.breakdown[0], "model"]
+    dense = load_model(args.checkpoints.format(model=model_name), model_name, dense_spec, "imagenet").model.eval()
+    models = {f"{model_name} dense": (dense, 1.0)} | {
+        job: (load_model(args.out / "jobs" / job / "model.pt").model.eval(), pruned.loc[job, "macs_reduction"])
+        for job in args.breakdown}
+    for batch in (1, 64):
+        base_conv = None
+        for name, (model, reduction) in models.items():
+            ms = ort_breakdown(export_onnx(model, example), example, batch, args.threads, 60 if batch == 1 else 15)
+            conv, wall = ms.get("Conv", 0.0) + ms.get("FusedConv", 0.0), ms["wall"]
+            other = sum(v for k, v in ms.items() if k not in ("Conv", "FusedConv", "wall"))
+            base_conv = base_conv or conv
+            lines.append(f"| {name} | {batch} | {wall:.2f} | {conv:.2f} | {other:.2f} | {wall - conv - other:.2f} "
+                         f"| {base_conv / conv:.2f} | {reduction:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown(table: pd.DataFrame) -> str:
-    """One row per job: accuracy against ``--round-to 1``, MACs reduction, and each runtime's speed-up with its
-    fraction of the MACs reduction (1.0 = as fast as the MACs say)."""
+    """One row per job: accuracy against ``--round-to 1``, MACs reduction, and each runtime's speed-up (median over
+    trials) with its fraction of the MACs reduction (1.0 = as fast as the MACs say) and ± half its range."""
     lines = ["| model | method | round-to | top-1 % | Δ vs round-to 1 | MACs ↓ × | PyTorch b1 × | PyTorch b64 × | "
              "ORT b1 × | ORT b64 × | PyTorch formats b1/b64 |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
@@ -99,17 +172,17 @@ def markdown(table: pd.DataFrame) -> str:
             continue
         base = table[(table["model"] == job["model"]) & (table["method"] == job["method"]) & (table["round_to"] == 1)]
         delta = 100 * (job["top1"] - base["top1"].iloc[0]) if len(base) else float("nan")
-        cells = [f"{job[c]:.2f} ({job[c] / job['macs_reduction']:.2f})" for c in
-                 ("speedup_b1", "speedup_b64", "speedup_b1_ort", "speedup_b64_ort")]
+        cells = [f"{job[c]:.2f} ({job[c] / job['macs_reduction']:.2f}) ±{job[f'{c}_spread'] / 2:.2f}"
+                 for c in SPEEDUPS]
         lines.append(f"| {job['model']} | {job['method']} | {job['round_to']} | {100 * job['top1']:.2f} | {delta:+.2f} "
-                     f"| {job['macs_reduction']:.2f} | {' | '.join(cells)} | {job['torch_format_b1']} / "
+                     f"| {job['macs_reduction']:.2f} | {' | '.join(cells)} | {job['torch_format_b1']} · "
                      f"{job['torch_format_b64']} |")
     return "\n".join(lines)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--stage", choices=["prune", "time"], required=True)
+    p.add_argument("--stage", choices=["prune", "time", "breakdown"], required=True)
     p.add_argument("--models", nargs="+", default=["resnet20", "resnet56"])
     p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--round-to", type=int, nargs="+", default=ROUND_TO)
@@ -120,7 +193,10 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=1, help="prune jobs at a time (stage prune)")
     p.add_argument("--checkpoints", default="../shared/models/cifar10/{model}.th")
     p.add_argument("--data", default="imagefolder:../shared/data/cifar10-jpg")
-    p.add_argument("--repeats", type=int, default=40, help="timed passes per figure at batch 1 (a quarter at 64)")
+    p.add_argument("--repeats", type=int, default=60, help="timed passes per figure at batch 1 (a quarter at 64)")
+    p.add_argument("--trials", type=int, default=3, help="passes over all jobs (stage time); medians are reported")
+    p.add_argument("--breakdown", nargs="+", default=["resnet56_psp_r1_s0", "resnet56_psp_r4_s0", "resnet56_psp_r8_s0"],
+                   help="jobs (of one model) whose ONNX Runtime time is split by operator (stage breakdown)")
     p.add_argument("--reuse", action="store_true", help="read back jobs that already finished")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/round_to"))
     args = p.parse_args()
@@ -128,9 +204,9 @@ def main() -> None:
     if args.stage == "prune":
         prune_stage(args)
         return
-    text = markdown(time_stage(args))
+    text = markdown(time_stage(args)) if args.stage == "time" else breakdown_stage(args)
     print(text)
-    (args.out / "round_to.md").write_text(text + "\n")
+    (args.out / f"{'round_to' if args.stage == 'time' else 'breakdown'}.md").write_text(text + "\n")
 
 
 if __name__ == "__main__":
