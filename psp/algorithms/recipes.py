@@ -16,14 +16,11 @@ model and target (not tuned per model), applied over the user's own settings:
 from psp.algorithms.psp import run_psp
 from psp.methods import register_method, with_settings
 
-PSP_PLUS: dict[str, object] = {  # tune_psp.py's nb_lr3e-3_p2cos_b64_10+50
-    "balanced": True, "balance_power": 0.0, "lr": 3e-3, "lr_schedule": "phase2_cosine", "batch_size": 64,
-    "penalty_epochs": 10, "rec_epochs": 50,
-}
-PSP_FAST: dict[str, object] = {  # tune_psp.py's fast_0+8
-    "balanced": True, "balance_power": 0.0, "lr": 3e-3, "lr_schedule": "phase2_cosine", "penalty_epochs": 0,
-    "rec_epochs": 8,
-}
+# What the search found for both: one learning rate for all layers (balance power 0), 3e-3, phase 2 annealed.
+ONE_RATE_ANNEALED: dict[str, object] = {"balanced": True, "balance_power": 0.0, "lr": 3e-3,
+                                        "lr_schedule": "phase2_cosine"}
+PSP_PLUS = ONE_RATE_ANNEALED | {"batch_size": 64, "penalty_epochs": 10, "rec_epochs": 50}  # nb_lr3e-3_p2cos_b64_10+50
+PSP_FAST = ONE_RATE_ANNEALED | {"penalty_epochs": 0, "rec_epochs": 8}  # tune_psp.py's fast_0+8
 
 register_method("psp_plus", uses="calibration",
                 summary="PSP with the validation-searched recipe: most accurate within 2x the released epochs")(
