@@ -1,5 +1,6 @@
 # Latency: every pruned model and its dense model timed in one job that runs alone (threads = all cores), so that
-# no other job competes for the CPU while the clock runs. Its figures replace the in-job ones in the tables.
+# no other job competes for the CPU while the clock runs, in eager PyTorch and ONNX Runtime. Its figures replace the
+# in-job ones in the tables.
 
 
 rule measure_latency:
