@@ -34,6 +34,7 @@ import tabulate_comparison  # noqa: E402
 
 from psp.checkpoint import load_model  # noqa: E402
 from psp.data.datasets import load_data  # noqa: E402
+from psp.data.spec import example_input  # noqa: E402
 from psp.export import ArchitectureExports  # noqa: E402
 from psp.latency import time_pair  # noqa: E402
 from psp.metrics import count_macs  # noqa: E402
@@ -62,7 +63,7 @@ def retime(runs: pd.DataFrame, repeats: int) -> pd.DataFrame:
         if data not in bundles:
             bundles[data] = load_data(data).spec
         spec = bundles[data]
-        example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
+        example = example_input(spec)
         if checkpoint not in denses:
             denses[checkpoint] = load_model(checkpoint, arch, spec, normalize).model.eval()
         dense = denses[checkpoint]

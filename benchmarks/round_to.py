@@ -27,13 +27,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import onnxruntime as ort
 import pandas as pd
 import torch
 from run_jobs import run_job
 
 from psp.checkpoint import load_model
-from psp.export import ArchitectureExports, export_onnx
+from psp.data.spec import example_input
+from psp.export import ArchitectureExports, export_onnx, ort_session
 from psp.latency import time_pair
 
 METHODS = ["psp", "oneshot_bn"]
@@ -88,7 +88,7 @@ def time_stage(args: argparse.Namespace) -> pd.DataFrame:
                 models[job["job"]] = load_model(args.out / "jobs" / job["job"] / "model.pt")
             model = models[job["job"]]
             spec = model.data
-            example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
+            example = example_input(spec)
             if job["model"] not in denses:
                 checkpoint = args.checkpoints.format(model=job["model"])
                 denses[job["model"]] = load_model(checkpoint, job["model"], spec, "imagenet").model.eval()
@@ -110,13 +110,8 @@ def time_stage(args: argparse.Namespace) -> pd.DataFrame:
 
 def ort_breakdown(onnx_bytes: bytes, example: torch.Tensor, batch: int, threads: int, runs: int) -> dict[str, float]:
     """ONNX Runtime's milliseconds per run in each operator type (its own profiler), and the wall time per run."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
     with tempfile.TemporaryDirectory() as folder:
-        options.enable_profiling, options.profile_file_prefix = True, str(Path(folder) / "ort")
-        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+        session = ort_session(onnx_bytes, threads, profile_prefix=str(Path(folder) / "ort"))
         x = example[:1].expand(batch, *example.shape[1:]).contiguous().numpy()
         for _ in range(5):
             session.run(None, {"input": x})
@@ -142,7 +137,7 @@ def breakdown_stage(args: argparse.Namespace) -> str:
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     pruned = pd.read_csv(args.out / "pruned.csv").set_index("job")
     dense_spec = load_model(args.out / "jobs" / args.breakdown[0] / "model.pt").data
-    example = torch.zeros(1, dense_spec.in_channels, dense_spec.image_size, dense_spec.image_size)
+    example = example_input(dense_spec)
     model_name = pruned.loc[args.breakdown[0], "model"]
     dense = load_model(args.checkpoints.format(model=model_name), model_name, dense_spec, "imagenet").model.eval()
     models = {f"{model_name} dense": (dense, 1.0)} | {

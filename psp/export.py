@@ -97,7 +97,7 @@ def with_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
     return proto.SerializeToString()
 
 
-def ort_session(onnx_bytes: bytes, threads: int) -> ort.InferenceSession:
+def ort_session(onnx_bytes: bytes, threads: int, profile_prefix: str | None = None) -> ort.InferenceSession:
     """A CPU session with ``threads`` intra-op threads (one inter-op thread), like ``torch.set_num_threads``. Its
     threads sleep between runs instead of spinning: two sessions timed in turn would otherwise compete for the cores
     (ONNX Runtime spins by default, which lowers batch-1 latency a little when one session has the machine)."""
@@ -107,6 +107,8 @@ def ort_session(onnx_bytes: bytes, threads: int) -> ort.InferenceSession:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
+    if profile_prefix:  # ONNX Runtime's own per-operator profile, written by session.end_profiling()
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
 
 
@@ -124,10 +126,15 @@ def onnx_difference(model: nn.Module, session: ort.InferenceSession, example: to
     return float(np.abs(got - expected).max() / max(1.0, float(np.abs(expected).max())))
 
 
-def check_export(model: nn.Module, onnx_bytes: bytes, example: torch.Tensor, threads: int = 1) -> float:
+def checked_difference(model: nn.Module, session: ort.InferenceSession, example: torch.Tensor) -> float:
     """The relative difference of :func:`onnx_difference`; UsageError when it exceeds :data:`TOLERANCE`."""
-    difference = onnx_difference(model, ort_session(onnx_bytes, threads), example)
+    difference = onnx_difference(model, session, example)
     if not difference <= TOLERANCE:
         raise UsageError(f"ONNX Runtime's outputs differ from PyTorch's by {difference:.2e} (relative), more than "
                          f"the tolerance {TOLERANCE:g}: the export is wrong")
     return difference
+
+
+def check_export(model: nn.Module, onnx_bytes: bytes, example: torch.Tensor, threads: int = 1) -> float:
+    """:func:`checked_difference` of ``onnx_bytes`` in a fresh session."""
+    return checked_difference(model, ort_session(onnx_bytes, threads), example)

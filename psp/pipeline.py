@@ -21,6 +21,7 @@ from psp.data.calibration import draw_calibration, format_indices, read_indices,
 from psp.data.datasets import DataBundle, load_data
 from psp.data.loaders import batches, calibration_images, calibration_labels
 from psp.data.normalization import normalizer
+from psp.data.spec import example_input
 from psp.errors import UsageError
 from psp.export import TOLERANCE, check_export, export_onnx, with_metadata
 from psp.latency import latency_profile, untimed
@@ -46,11 +47,6 @@ class RunOptions:
     eval_split: str = "test"  # or "validation": the carve of --validation-size training images, for tuning
 
 
-def _example(bundle: DataBundle, device: torch.device) -> torch.Tensor:
-    s = bundle.spec
-    return torch.zeros(1, s.in_channels, s.image_size, s.image_size, device=device)
-
-
 def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch.device, opts: RunOptions,
              validation: list[int] | None = None) -> dict:
     """top1, top5, macs, params and latency at batch 1 and 64 of ``model`` on the test split (or on the
@@ -66,7 +62,7 @@ def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch
 def size_and_latency(model: nn.Module, bundle: DataBundle, device: torch.device, opts: RunOptions) -> dict:
     """macs, params and latency at batch 1 and 64 in eager PyTorch and ONNX Runtime of ``model`` (in eval mode, on
     ``device``)."""
-    example = _example(bundle, device)
+    example = example_input(bundle.spec, device)
     size = {"macs": count_macs(model, example), "params": count_params(model)}
     if opts.latency_repeats == 0:
         return size | untimed()
@@ -93,7 +89,7 @@ def dense_reference(model: nn.Module, bundle: DataBundle, normalize: str, device
         raise UsageError(f"--dense-metrics {dense_metrics} holds {reference.get('eval_split')} accuracy; this run "
                          f"reports {split} accuracy")
     model.to(device).eval()
-    measured = count_macs(model, _example(bundle, device))
+    measured = count_macs(model, example_input(bundle.spec, device))
     if measured != macs:
         raise UsageError(f"--dense-metrics {dense_metrics} describes a model of {macs} MACs; the checkpoint has "
                          f"{measured}")
@@ -187,7 +183,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     norm = normalizer(loaded.normalize, bundle.spec.in_channels)
     # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
     indices = _calibration_indices(settings, bundle) if method.uses == "calibration" else []
-    example = _example(bundle, device)
+    example = example_input(bundle.spec, device)
     validation = None
     if opts.eval_split == "validation":
         if settings.validation_size < 1:
@@ -273,7 +269,7 @@ def export_run(checkpoint: str, model_name: str | None, data: str | None, normal
     else:
         loaded = load_for_run(checkpoint, model_name, data, normalize, opts)[0]
     spec = loaded.data
-    example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
+    example = example_input(spec)
     onnx_bytes = export_onnx(loaded.model, example)
     difference = check_export(loaded.model, onnx_bytes, example, torch.get_num_threads())
     onnx_bytes = with_metadata(onnx_bytes, {

@@ -2,6 +2,8 @@
 
 from dataclasses import asdict, dataclass
 
+import torch
+
 
 @dataclass(frozen=True)
 class DataSpec:
@@ -18,3 +20,8 @@ class DataSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "DataSpec":
         return cls(**{k: d[k] for k in ("name", "in_channels", "image_size", "num_classes")})
+
+
+def example_input(spec: DataSpec, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One blank image of the spec's shape: what tracing, MACs counting, export and latency need to run a model."""
+    return torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size, device=device)

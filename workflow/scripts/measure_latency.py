@@ -17,13 +17,9 @@ import torch
 from summaries import start_log
 
 from psp.checkpoint import load_model
+from psp.data.spec import example_input
 from psp.export import ArchitectureExports
 from psp.latency import time_pair
-
-
-def example_for(loaded) -> torch.Tensor:
-    spec = loaded.data
-    return torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
 
 
 def main(smk) -> None:
@@ -37,9 +33,10 @@ def main(smk) -> None:
         pruned = load_model(Path(path).with_name("model.pt"))
         settings = metrics["settings"]
         if settings["checkpoint"] not in dense_models:
-            dense = load_model(settings["checkpoint"], settings["model"], pruned.data, settings["normalize"])
-            dense_models[settings["checkpoint"]] = dense.model.eval()
-        timed = time_pair(dense_models[settings["checkpoint"]], pruned.model.eval(), example_for(pruned), exports)
+            dense_models[settings["checkpoint"]] = load_model(settings["checkpoint"], settings["model"], pruned.data,
+                                                              settings["normalize"]).model.eval()
+        timed = time_pair(dense_models[settings["checkpoint"]], pruned.model.eval(), example_input(pruned.data),
+                          exports)
         rows.append({"path": path, **{f"{k}_alone": v for k, v in timed.items()}, "latency_threads": smk.threads})
     pd.DataFrame(rows).to_csv(smk.output[0], index=False)
     log.info("timed %d pruned models, each beside its dense model (%d distinct), with %d threads, in eager PyTorch "
