@@ -2,11 +2,11 @@
 
 Export uses PyTorch's TorchScript-based exporter (``torch.onnx.export(dynamo=False)``), with a dynamic batch
 dimension, so one file serves every batch size. PyTorch deprecates it in favour of the torch.export-based exporter,
-which gives the same graphs here but took 12-20 s per ResNet-56 against under 1.5 s (measured on this suite's
-2-core machine): every ``psp prune`` that times latency exports twice, and the test suite exports every registered
-model, so the pinned PyTorch's fast path is used. :func:`with_weights` lets a latency job export each architecture
-once and give every run of it its own weights: a graph exported without constant folding names its initializers
-after the model's parameters and buffers.
+which gave equivalent graphs here but took 12-16 s to export a pruned ResNet-56 against 0.7 s (one process on this
+suite's 2-core machine, nothing else running): every ``psp prune`` that times latency exports twice, and the test
+suite exports every registered model, so the pinned PyTorch's fast path is used. :func:`with_weights` lets a latency
+job export each architecture once and give every run of it its own weights: a graph exported without constant
+folding names its initializers after the model's parameters and buffers.
 """
 
 import copy
