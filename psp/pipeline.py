@@ -30,6 +30,7 @@ from psp.metrics import accuracy, count_macs, count_params
 from psp.models import create_model
 from psp.runtime import atomic_write_bytes, atomic_write_text, configure, provenance, settings_hash, write_json
 from psp.settings import PruneSettings
+from psp.structure.support import check_prunable
 from psp.train import TrainSettings, train_model
 
 log = logging.getLogger("psp")
@@ -117,6 +118,7 @@ def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opt
     normalize = normalize or bundle.default_normalization
     norm = normalizer(normalize, bundle.spec.in_channels)
     model = create_model(model_name, bundle.spec, **(model_kwargs or {}))
+    check_prunable(model, example_input(bundle.spec), model_name)  # a base model the suite cannot prune is no use
     settings.epochs = epochs
     t0 = time.perf_counter()
     state = out / "train_state.pt"  # per-epoch state: a killed run resumes; removed once model.pt is written
@@ -181,9 +183,10 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts)
     model = loaded.model.to(device).eval()
     norm = normalizer(loaded.normalize, bundle.spec.in_channels)
+    example = example_input(bundle.spec, device)
+    check_prunable(model, example, loaded.name)
     # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
     indices = _calibration_indices(settings, bundle) if method.uses == "calibration" else []
-    example = example_input(bundle.spec, device)
     validation = None
     if opts.eval_split == "validation":
         if settings.validation_size < 1:

@@ -16,11 +16,17 @@ from psp.structure.rules import CUSTOM_PRUNERS
 
 @dataclass
 class ChannelGroup:
-    """One dependency group: ``root`` names the leading layer, ``size`` is its number of channels."""
+    """One dependency group: ``root`` names the leading layer, ``size`` is its number of channels.
+
+    ``divisions`` > 1 when a grouped convolution in the group splits its channels into that many equal blocks: every
+    block must keep the same width, so channels go in units of one position in every block (Torch-Pruning's own
+    pruner does the same).
+    """
 
     root: str
     size: int
     group: tp.dependency.Group  # the full group (all indices) in the graph it was built from
+    divisions: int = 1
 
 
 def execution_order(model: nn.Module, example: torch.Tensor) -> list[str]:
@@ -58,8 +64,17 @@ def channel_groups(model: nn.Module, example: torch.Tensor,
     groups = []
     for group in graph.get_all_groups(ignored_layers=[classifier], root_module_types=(nn.Conv2d, nn.Linear)):
         root = group[0].dep.target.module
-        groups.append(ChannelGroup(names[root], len(group[0].idxs), group))
+        groups.append(ChannelGroup(names[root], len(group[0].idxs), group, divisions(group)))
     return groups
+
+
+def divisions(group: tp.dependency.Group) -> int:
+    """The number of equal channel blocks a group's grouped convolutions impose (depthwise ones impose none: their
+    channels are independent)."""
+    blocks = [dep.target.module.groups for dep, _ in group
+              if isinstance(dep.target.module, nn.Conv2d) and dep.target.module.groups > 1
+              and dep.target.module.groups != dep.target.module.out_channels]
+    return max(blocks, default=1)
 
 
 def group_for(graph: tp.DependencyGraph, model: nn.Module, root: str, idxs: list[int]) -> tp.dependency.Group:

@@ -11,9 +11,10 @@ from psp.structure.groups import build_graph, group_for
 from psp.structure.selection import Selection
 
 
-def remove_channels(model: nn.Module, selection: Selection, example: torch.Tensor) -> nn.Module:
-    """Remove the selected channels from ``model`` in place and return it."""
-    graph = build_graph(model, example)
+def remove_channels(model: nn.Module, selection: Selection, example: torch.Tensor,
+                    graph: tp.DependencyGraph | None = None) -> nn.Module:
+    """Remove the selected channels from ``model`` in place and return it (``graph``: ``model``'s own, if built)."""
+    graph = graph or build_graph(model, example)
     for root, idxs in selection.items():
         if idxs:
             group_for(graph, model, root, idxs).prune(record_history=False)
@@ -46,19 +47,65 @@ def selected_slices(model: nn.Module, selection: Selection,
 def mask_channels(model: nn.Module, selection: Selection, example: torch.Tensor) -> nn.Module:
     """Make every consumer of a selected channel ignore it, without removing anything.
 
-    Zeroes the consumers' input weights and drops the channel from option-A shortcut maps: the dense model's output
-    then equals the output of the model with those channels removed (the correctness invariant of the removal).
+    Zeroes the consumers' input weights, drops the channel from option-A shortcut maps, and makes each LayerNorm
+    over channels take its statistics over the kept channels only: the dense model's output then equals the output
+    of the model with those channels removed (the correctness invariant of the removal).
     """
     graph = build_graph(model, example)
+    normed: dict[nn.LayerNorm, set[int]] = {}
     for root, idxs in selection.items():
         for dep, dep_idxs in group_for(graph, model, root, idxs):
             layer, fn = dep.target.module, dep.handler
             if fn in (tp.prune_conv_in_channels, tp.prune_linear_in_channels):
-                layer.weight[:, dep_idxs] = 0
+                _zero_inputs(layer, dep_idxs)
+            elif fn == tp.prune_layernorm_out_channels:
+                normed.setdefault(layer, set()).update(dep_idxs)
             elif isinstance(layer, ChannelPadShortcut) and fn == graph.get_pruner_of_module(layer).prune_in_channels:
                 keep = ~torch.isin(layer.src, torch.tensor(dep_idxs, dtype=torch.long))
                 layer.src, layer.dst = layer.src[keep], layer.dst[keep]
+    parents = {child: (parent, name) for parent in model.modules() for name, child in parent.named_children()}
+    for norm, gone in normed.items():
+        parent, name = parents[norm]
+        setattr(parent, name, KeptChannelNorm(norm, gone))
     return model
+
+
+class KeptChannelNorm(nn.Module):
+    """A LayerNorm over channels whose statistics ignore removed channels (their outputs are zero): what the
+    LayerNorm computes once those channels are physically gone."""
+
+    def __init__(self, norm: nn.LayerNorm, removed: set[int]) -> None:
+        super().__init__()
+        if len(norm.normalized_shape) != 1:
+            raise ValueError(f"{type(norm).__name__} normalises over {tuple(norm.normalized_shape)}, not channels")
+        if type(norm).forward is nn.LayerNorm.forward:
+            self.dim = -1
+        elif type(norm).__name__.lower().endswith("layernorm2d"):
+            self.dim = 1
+        else:
+            raise ValueError(f"{type(norm).__name__}: which dimension it normalises is unknown")
+        self.norm = norm
+        width = norm.normalized_shape[0]
+        self.register_buffer("keep", torch.tensor([c for c in range(width) if c not in removed], dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kept = x.index_select(self.dim, self.keep).movedim(self.dim, -1)
+        weight = None if self.norm.weight is None else self.norm.weight[self.keep]
+        bias = None if self.norm.bias is None else self.norm.bias[self.keep]
+        y = nn.functional.layer_norm(kept, (len(self.keep),), weight, bias, self.norm.eps).movedim(-1, self.dim)
+        return torch.zeros_like(x).index_copy(self.dim % x.dim(), self.keep, y)
+
+
+def _zero_inputs(layer: nn.Module, idxs: list[int]) -> None:
+    """Zero the weights reading input channels ``idxs``; a grouped conv reads channel c only in the block of output
+    rows of c's group, at column c mod (inputs per group)."""
+    if not (isinstance(layer, nn.Conv2d) and layer.groups > 1):
+        layer.weight[:, idxs] = 0
+        return
+    per_in, per_out = layer.in_channels // layer.groups, layer.out_channels // layer.groups
+    for c in idxs:
+        block = c // per_in
+        layer.weight[block * per_out:(block + 1) * per_out, c % per_in] = 0
 
 
 def kept_outputs(model: nn.Module, selection: Selection, example: torch.Tensor) -> dict[str, torch.Tensor]:

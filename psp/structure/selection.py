@@ -5,6 +5,8 @@ selection are predicted analytically (each group shrinks known layers by known f
 target MACs reduction never touches the model; the measured MACs after removal match the prediction (tested).
 """
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -20,67 +22,91 @@ MODES = ("global", "uniform")
 TARGET_TOLERANCE = 0.02
 
 
-@dataclass
-class _LayerCost:
-    macs: int
-    in_channels: int
-    out_channels: int
-    depthwise: bool
-
-
 class CostModel:
-    """Predicts a model's MACs after removing a given number of channels from each group."""
+    """Predicts a model's MACs after removing a given number of channels from each group.
+
+    Held as flat tensors (one entry per layer, one per group-layer effect), so that one prediction costs a few
+    vector operations: the target-MACs search makes thousands of them on wide, densely connected models.
+    """
 
     def __init__(self, model: nn.Module, example: torch.Tensor, groups: list[ChannelGroup]) -> None:
         measured = layer_macs(model, example)
-        self.layers: dict[str, _LayerCost] = {}
-        for name, m in model.named_modules():
-            if name in measured:
-                cin = m.in_channels if isinstance(m, nn.Conv2d) else m.in_features
-                cout = m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
-                depthwise = isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
-                self.layers[name] = _LayerCost(measured[name], cin, cout, depthwise)
-        self.dense = sum(c.macs for c in self.layers.values())
-        names = {m: n for n, m in model.named_modules()}
-        self.effects: dict[str, list[tuple[str, str, float]]] = {}  # root -> (layer, 'in'|'out', factor)
-        for g in groups:
-            effects = []
+        layers = [(n, m) for n, m in model.named_modules() if n in measured]
+        position = {m: i for i, (_, m) in enumerate(layers)}
+        self._macs = torch.tensor([measured[n] for n, _ in layers], dtype=torch.float64)
+        self._in = torch.tensor([m.in_channels if isinstance(m, nn.Conv2d) else m.in_features for _, m in layers],
+                                dtype=torch.float64)
+        self._out = torch.tensor([m.out_channels if isinstance(m, nn.Conv2d) else m.out_features
+                                  for _, m in layers], dtype=torch.float64)
+        # A depthwise conv's input channels are its output channels: it shrinks once, on the output side.
+        self._depthwise = torch.tensor([isinstance(m, nn.Conv2d) and 1 < m.groups == m.in_channels
+                                        for _, m in layers])
+        self.dense = int(self._macs.sum().item())
+        self._roots = {g.root: i for i, g in enumerate(groups)}
+        effects = []  # (group, layer, on the output side, channels of the layer per channel of the group)
+        for i, g in enumerate(groups):
             for dep, idxs in g.group:
-                layer = names.get(dep.target.module)
-                if layer not in self.layers:
-                    continue
                 side = "out" if dep.handler in _OUT_FNS else "in" if dep.handler in _IN_FNS else None
-                if side:
-                    effects.append((layer, side, len(idxs) / g.size))
-            self.effects[g.root] = effects
+                if side and dep.target.module in position:
+                    effects.append((i, position[dep.target.module], side == "out", len(idxs) / g.size))
+        self._group, self._layer, self._on_out, self._factor = (
+            torch.tensor([e[k] for e in effects], dtype=dtype)
+            for k, dtype in enumerate((torch.long, torch.long, torch.bool, torch.float64)))
 
     def macs(self, removed: dict[str, int]) -> float:
-        cut_in: dict[str, float] = {}
-        cut_out: dict[str, float] = {}
+        count = torch.zeros(len(self._roots), dtype=torch.float64)
         for root, k in removed.items():
-            for layer, side, factor in self.effects.get(root, ()):
-                target = cut_out if side == "out" else cut_in
-                target[layer] = target.get(layer, 0.0) + factor * k
-        total = 0.0
-        for name, c in self.layers.items():
-            out_frac = 1 - cut_out.get(name, 0.0) / c.out_channels
-            in_frac = 1.0 if c.depthwise else 1 - cut_in.get(name, 0.0) / c.in_channels
-            total += c.macs * max(out_frac, 0.0) * max(in_frac, 0.0)
-        return total
+            if root in self._roots:
+                count[self._roots[root]] = k
+        cut = self._factor * count[self._group]
+        cut_out = torch.zeros_like(self._macs).index_add_(0, self._layer[self._on_out], cut[self._on_out])
+        cut_in = torch.zeros_like(self._macs).index_add_(0, self._layer[~self._on_out], cut[~self._on_out])
+        out_frac = (1 - cut_out / self._out).clamp_min(0)
+        in_frac = torch.where(self._depthwise, 1.0, (1 - cut_in / self._in).clamp_min(0))
+        return float((self._macs * out_frac * in_frac).sum())
 
 
 _OUT_FNS = {tp.prune_conv_out_channels, tp.prune_linear_out_channels, tp.prune_depthwise_conv_out_channels}
 _IN_FNS = {tp.prune_conv_in_channels, tp.prune_linear_in_channels}
 
 
-def _round_kept(kept: int, size: int, multiple: int, min_keep: int) -> int:
-    if multiple > 1:
-        kept = max(multiple, int(round(kept / multiple)) * multiple)
-    return min(size, max(kept, min_keep))
+@dataclass(frozen=True)
+class _Grid:
+    """How one group's channels can go: in units of ``width`` channels (one position in each of a grouped
+    convolution's ``width`` blocks), keeping at least ``min_keep`` units and a multiple of ``multiple`` units."""
+
+    units: int
+    width: int
+    min_keep: int
+    multiple: int
+
+    def removable(self, n: int) -> int:
+        """Units actually removed when ``n`` are asked for, after the minimum and the rounding of what is kept."""
+        kept = self.units - min(n, self.units - self.min_keep)
+        if self.multiple > 1:
+            kept = max(self.multiple, int(round(kept / self.multiple)) * self.multiple)
+        return self.units - min(self.units, max(kept, self.min_keep))
+
+
+def _grids(scores: dict[str, torch.Tensor], divisions: Mapping[str, int], min_keep: int,
+           round_to: int) -> dict[str, _Grid]:
+    grids = {}
+    for root, s in scores.items():
+        width = divisions.get(root, 1)
+        if len(s) % width:
+            raise ValueError(f"group {root}: {len(s)} channels do not split into {width} equal blocks")
+        grids[root] = _Grid(len(s) // width, width, max(1, math.ceil(min_keep / width)),
+                            math.lcm(width, round_to) // width)
+    return grids
+
+
+def _unit_scores(scores: dict[str, torch.Tensor], grids: dict[str, _Grid]) -> dict[str, torch.Tensor]:
+    """One score per unit: the mean over the blocks of the channel at that position (as Torch-Pruning ranks)."""
+    return {r: s.reshape(grids[r].width, -1).mean(0) for r, s in scores.items()}
 
 
 def _removal_order(scores: dict[str, torch.Tensor], mode: str) -> list[str]:
-    """The root of each channel in the order a ranking removes them (lowest score first)."""
+    """The root of each unit in the order a ranking removes them (lowest score first)."""
     roots = list(scores)
     if mode == "global":
         keys = torch.cat([scores[r] for r in roots])
@@ -90,89 +116,100 @@ def _removal_order(scores: dict[str, torch.Tensor], mode: str) -> list[str]:
     return [roots[i] for i in owner[torch.argsort(keys, stable=True)].tolist()]
 
 
-def _to_selection(scores: dict[str, torch.Tensor], counts: dict[str, int], min_keep: int,
-                  round_to: int) -> Selection:
+def _to_selection(units: dict[str, torch.Tensor], grids: dict[str, _Grid], counts: dict[str, int]) -> Selection:
+    """Channel indices of the ``counts`` lowest-scored units of each group, every unit expanded to its blocks."""
     selection = {}
     for root, n in counts.items():
-        size = len(scores[root])
-        remove = size - _round_kept(size - min(n, size - min_keep), size, round_to, min_keep)
+        grid = grids[root]
+        remove = grid.removable(n)
         if remove > 0:
-            selection[root] = sorted(torch.argsort(scores[root], stable=True)[:remove].tolist())
+            positions = torch.argsort(units[root], stable=True)[:remove]
+            selection[root] = sorted((positions[None, :] + grid.units * torch.arange(grid.width)[:, None]
+                                      ).flatten().tolist())
     return selection
 
 
-def _ratio_counts(scores: dict[str, torch.Tensor], ratio: float, mode: str, min_keep: int) -> dict[str, int]:
+def _ratio_counts(units: dict[str, torch.Tensor], grids: dict[str, _Grid], ratio: float,
+                  mode: str) -> dict[str, int]:
     if mode == "uniform":
-        return {root: int(ratio * len(s)) for root, s in scores.items()}
-    counts = dict.fromkeys(scores, 0)
-    budget = int(ratio * sum(len(s) for s in scores.values()))
-    for root in _removal_order(scores, mode):
-        if budget == 0:
+        return {root: int(ratio * len(s)) for root, s in units.items()}
+    counts = dict.fromkeys(units, 0)
+    budget = ratio * sum(g.units * g.width for g in grids.values())
+    for root in _removal_order(units, mode):
+        grid = grids[root]
+        if budget < grid.width:
             break
-        if len(scores[root]) - counts[root] > min_keep:
+        if grid.units - counts[root] > grid.min_keep:
             counts[root] += 1
-            budget -= 1
+            budget -= grid.width
     return counts
 
 
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise UsageError(f"unknown selection mode {mode!r}; accepted: {', '.join(MODES)}")
+
+
 def select_by_ratio(scores: dict[str, torch.Tensor], ratio: float, mode: str = "global", min_keep: int = 1,
-                    round_to: int = 1) -> Selection:
+                    round_to: int = 1, divisions: Mapping[str, int] | None = None) -> Selection:
     """Remove ``ratio`` of all channels: lowest scores across groups (global) or within each group (uniform).
 
     No group keeps fewer than ``min_keep`` channels; kept counts are rounded to a multiple of ``round_to``.
+    ``divisions`` (root -> number of grouped-convolution blocks, see ``ChannelGroup``) makes channels go in units.
     """
     if not 0 < ratio < 1:
         raise UsageError(f"ratio {ratio} is outside (0, 1)")
-    if mode not in MODES:
-        raise UsageError(f"unknown selection mode {mode!r}; accepted: {', '.join(MODES)}")
-    return _to_selection(scores, _ratio_counts(scores, ratio, mode, min_keep), min_keep, round_to)
+    _check_mode(mode)
+    grids = _grids(scores, divisions or {}, min_keep, round_to)
+    units = _unit_scores(scores, grids)
+    return _to_selection(units, grids, _ratio_counts(units, grids, ratio, mode))
 
 
 def select_by_target_macs(scores: dict[str, torch.Tensor], cost: CostModel, target: float, mode: str = "global",
-                          min_keep: int = 1, round_to: int = 1) -> Selection:
+                          min_keep: int = 1, round_to: int = 1,
+                          divisions: Mapping[str, int] | None = None) -> Selection:
     """Remove channels until the model has ``1/target`` of its dense MACs, within ±2 %.
 
     Bisects the channel ratio of ``select_by_ratio``. One channel of a wide, early residual stream can cost several
-    percent of the MACs, so the last step may overshoot the tolerance: then the channels that follow in the ranking
+    percent of the MACs, so the last step may overshoot the tolerance: then the units that follow in the ranking
     are added one by one, in ranking order, skipping any that would overshoot, until the target is met.
     """
     if not target > 1:
         raise UsageError(f"target MACs reduction {target} must be > 1")
-    if mode not in MODES:
-        raise UsageError(f"unknown selection mode {mode!r}; accepted: {', '.join(MODES)}")
-
-    def removed(counts: dict[str, int]) -> dict[str, int]:
-        sizes = {r: len(scores[r]) for r in counts}
-        return {r: sizes[r] - _round_kept(sizes[r] - min(n, sizes[r] - min_keep), sizes[r], round_to, min_keep)
-                for r, n in counts.items()}
+    _check_mode(mode)
+    grids = _grids(scores, divisions or {}, min_keep, round_to)
+    units = _unit_scores(scores, grids)
 
     def reduction(counts: dict[str, int]) -> float:
-        return cost.dense / cost.macs(removed(counts))
+        return cost.dense / cost.macs({r: grids[r].removable(n) * grids[r].width for r, n in counts.items()})
 
-    most = reduction({r: len(s) for r, s in scores.items()})
+    most = reduction({r: g.units for r, g in grids.items()})
     if most < target * (1 - TARGET_TOLERANCE):
         raise UsageError(f"target MACs reduction {target} is unreachable with {mode} selection: at most "
                          f"{most:.2f}x while keeping {min_keep} channel(s) per layer")
     lo, hi = 0.0, 1.0 - 1e-9
     for _ in range(40):
         mid = (lo + hi) / 2
-        if reduction(_ratio_counts(scores, mid, mode, min_keep)) < target:
+        if reduction(_ratio_counts(units, grids, mid, mode)) < target:
             lo = mid
         else:
             hi = mid
-    counts = _ratio_counts(scores, lo, mode, min_keep)
-    taken = dict.fromkeys(scores, 0)
-    for root in _removal_order(scores, mode):
-        if reduction(counts) > target * (1 - TARGET_TOLERANCE / 20):
+    counts = _ratio_counts(units, grids, lo, mode)
+    taken = dict.fromkeys(units, 0)
+    got = reduction(counts)
+    for root in _removal_order(units, mode):
+        if got > target * (1 - TARGET_TOLERANCE / 20):
             break
         taken[root] += 1
-        if taken[root] <= counts[root] or len(scores[root]) - counts[root] <= min_keep:
+        if taken[root] <= counts[root] or grids[root].units - counts[root] <= grids[root].min_keep:
             continue
         counts[root] += 1
-        if reduction(counts) > target:
+        trial = reduction(counts)
+        if trial > target:
             counts[root] -= 1
-    got = reduction(counts)
+        else:
+            got = trial
     if abs(got / target - 1) > TARGET_TOLERANCE:
         raise UsageError(f"target MACs reduction {target} cannot be met within ±2 % with {mode} selection "
                          f"(closest: {got:.3f}x); try another --round-to or target")
-    return _to_selection(scores, counts, min_keep, round_to)
+    return _to_selection(units, grids, counts)

@@ -1,0 +1,143 @@
+"""Whether the suite can prune a model, decided before any training or calibration starts.
+
+Torch-Pruning traces almost any network, but tracing is not correctness: a construct it does not model (an in-place
+slice assignment, a channel reshape) can yield a model that crashes, or silently computes something else, after
+removal. So besides refusing constructs the methods do not handle (attention, recurrence), the check prunes a copy
+of the model for real and holds it to the suite's invariants: the pruned model equals the dense model with the same
+channels masked, and its measured MACs equal the cost model's prediction (which the target-MACs search relies on).
+When that fails, the group at fault is found and named with the constructs it passes through.
+"""
+
+import copy
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from psp.errors import UsageError
+from psp.metrics import count_macs
+from psp.modes import eval_mode
+from psp.structure.groups import ChannelGroup, build_graph, channel_groups
+from psp.structure.removal import mask_channels, remove_channels
+from psp.structure.selection import CostModel, Selection, select_by_ratio
+
+TOLERANCE = 1e-4  # relative to the largest output magnitude; float32 reorderings stay below 1e-5
+_PROBE_RATIO = 0.5
+_REFUSED_TYPES = (nn.MultiheadAttention, nn.RNNBase)
+_PLAIN = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.LayerNorm)
+
+
+class Unsupported(UsageError):
+    """The model holds a construct the suite cannot prune correctly."""
+
+
+def check_prunable(model: nn.Module, example: torch.Tensor, name: str) -> None:
+    """Raise ``Unsupported`` (one line naming the model and the construct) unless ``model`` can be pruned with
+    removal == masking and the MACs the cost model predicts."""
+    refused = _refused_module(model)
+    if refused:
+        raise Unsupported(f"model {name} cannot be pruned: {refused} is not supported (attention-free CNNs only)")
+    try:
+        groups, failure = _probe(model, example)
+    except _Untraceable as e:
+        raise Unsupported(f"model {name} cannot be pruned: Torch-Pruning cannot follow {_traced_construct(e.error)} "
+                          f"({type(e.error).__name__}: {_first_line(e.error)})") from None
+    if not groups:
+        raise Unsupported(f"model {name} cannot be pruned: it has no prunable channel group")
+    if failure is None:
+        return
+    for g in groups:
+        alone = _probe(model, example, g.root)[1]
+        if alone is not None:
+            raise Unsupported(f"model {name} cannot be pruned: removing channels of {g.root} "
+                              f"(through {_constructs(g)}) {alone}")
+    raise Unsupported(f"model {name} cannot be pruned: removing channels of several groups together {failure}")
+
+
+class _Untraceable(Exception):
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _refused_module(model: nn.Module) -> str | None:
+    for path, m in model.named_modules():
+        kind = type(m).__name__
+        if isinstance(m, _REFUSED_TYPES) or "attention" in kind.lower():
+            return f"{kind} (at {path})"
+    return None
+
+
+def _probe(model: nn.Module, example: torch.Tensor, root: str | None = None) -> tuple[list[ChannelGroup], str | None]:
+    """Remove half of every group (or of group ``root`` only) from a copy of ``model``: the copy's groups, and what
+    went wrong (None if nothing did)."""
+    trial = copy.deepcopy(model)
+    try:
+        graph = build_graph(trial, example)
+        groups = channel_groups(trial, example, graph)
+    except Exception as e:  # Torch-Pruning's tracer raises anything on graphs it cannot follow
+        raise _Untraceable(e) from None
+    chosen = [g for g in groups if root in (None, g.root)]
+    scores = {g.root: torch.rand(g.size, generator=torch.Generator().manual_seed(0)) for g in chosen}
+    selection: Selection = select_by_ratio(scores, _PROBE_RATIO, "uniform",
+                                           divisions={g.root: g.divisions for g in chosen})
+    if not selection:
+        return groups, None
+    predicted = CostModel(trial, example, chosen).macs({r: len(i) for r, i in selection.items()})
+    x = torch.randn((2, *example.shape[1:]), generator=torch.Generator().manual_seed(0)).to(example.device)
+    try:
+        with eval_mode(model), torch.no_grad():
+            expected = mask_channels(copy.deepcopy(model), selection, example).eval()(x)
+            pruned = remove_channels(trial, selection, example, graph).eval()
+            got = pruned(x)
+    except Exception as e:  # a broken removal surfaces as any error of any layer
+        return groups, f"fails ({type(e).__name__}: {_first_line(e)})"
+    scale = expected.abs().max().clamp_min(1e-12)
+    if got.shape != expected.shape or ((got - expected).abs().max() / scale).item() > TOLERANCE:
+        return groups, "changes the model's outputs beyond masking those channels"
+    measured = count_macs(pruned, example)
+    if abs(measured - predicted) > 1e-3 * measured:
+        return groups, f"leaves {measured} MACs where the cost model predicts {predicted:.0f}"
+    return groups, None
+
+
+def _constructs(group: ChannelGroup) -> str:
+    """The layer and operation kinds a group spans beyond plain layers and pointwise arithmetic."""
+    kinds: dict[str, None] = {}
+    for dep, _ in group.group:
+        module = dep.target.module
+        if isinstance(module, _PLAIN) and type(module).forward in {c.forward for c in _PLAIN}:
+            continue
+        if isinstance(module, tp.ops._ElementWiseOp):
+            op = str(module._grad_fn).removeprefix("torch::autograd::").removesuffix("Backward0")
+            if op.lower() not in _POINTWISE:
+                kinds.setdefault(op)
+        else:
+            kinds.setdefault(type(module).__name__.strip("_").removesuffix("Op"))
+    return ", ".join(kinds) or "plain layers"
+
+
+_POINTWISE = {"relu", "relu6", "add", "mul", "div", "sub", "sigmoid", "hardsigmoid", "hardswish", "silu", "gelu",
+              "clamp", "tanh", "mean", "nativebatchnorm", "cudnnbatchnorm", "nativelayernorm", "t", "permute",
+              "meanbackward1", "mean1", "adaptiveavgpool2d", "avgpool2d", "maxpool2dwithindices", "leakyrelu",
+              "elu", "mish", "neg", "exp", "softplus", "hardtanh", "cat", "clone", "addmm", "mm", "squeeze",
+              "unsqueeze", "convolution", "mkldnnconvolution", "threshold"}
+
+
+_TRACERS = {"update_reshape_index_mapping": "a reshape across channels (such as a channel shuffle)",
+            "update_flatten_index_mapping": "a flatten", "update_concat_index_mapping": "a concatenation",
+            "update_split_index_mapping": "a channel split", "update_slice_index_mapping": "a channel slice"}
+
+
+def _traced_construct(e: Exception) -> str:
+    """The construct Torch-Pruning's index mapping failed on, from the frames of its traceback."""
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name in _TRACERS:
+            return _TRACERS[tb.tb_frame.f_code.co_name]
+        tb = tb.tb_next
+    return "its graph"
+
+
+def _first_line(e: Exception) -> str:
+    return (str(e).strip().splitlines() or [""])[0][:160]
+
