@@ -28,6 +28,7 @@ from psp.latency import latency_profile, untimed
 from psp.methods import PruneContext, get_method, load_method_modules
 from psp.metrics import accuracy, count_macs, count_params
 from psp.models import create_model
+from psp.models.input_size import check_input_size
 from psp.runtime import atomic_write_bytes, atomic_write_text, configure, provenance, settings_hash, write_json
 from psp.settings import PruneSettings
 from psp.train import TrainSettings, train_model
@@ -117,6 +118,7 @@ def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opt
     normalize = normalize or bundle.default_normalization
     norm = normalizer(normalize, bundle.spec.in_channels)
     model = create_model(model_name, bundle.spec, **(model_kwargs or {}))
+    check_input_size(model, bundle.spec, model_name)
     settings.epochs = epochs
     t0 = time.perf_counter()
     state = out / "train_state.pt"  # per-epoch state: a killed run resumes; removed once model.pt is written
@@ -153,6 +155,7 @@ def eval_run(checkpoint: str, model_name: str | None, data: str | None, normaliz
              opts: RunOptions) -> dict:
     device = configure(opts.threads, 0, opts.device)
     loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts)
+    check_input_size(loaded.model.to(device), bundle.spec, loaded.name)
     metrics = evaluate(loaded.model, bundle, loaded.normalize, device, opts)
     metrics |= {"model": loaded.name, "checkpoint": str(checkpoint), "data": data, "normalize": loaded.normalize,
                 **provenance(device)}
@@ -180,6 +183,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     device = configure(opts.threads, settings.seed, opts.device)
     loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts)
     model = loaded.model.to(device).eval()
+    check_input_size(model, bundle.spec, loaded.name)
     norm = normalizer(loaded.normalize, bundle.spec.in_channels)
     # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
     indices = _calibration_indices(settings, bundle) if method.uses == "calibration" else []
