@@ -88,18 +88,22 @@ def _load_state(model: nn.Module, state: dict[str, torch.Tensor], path: Path, na
 
 
 def load_model(path: str | Path, name: str | None = None, data: DataSpec | None = None,
-               normalize: str | None = None) -> LoadedModel:
+               normalize: str | None = None, resizes: bool = False) -> LoadedModel:
     """Rebuild a model from a checkpoint. Own checkpoints need nothing else; foreign ones need ``name`` and
-    ``data`` (the normalisation defaults to what the architecture's public checkpoints were trained with)."""
+    ``data`` (the normalisation defaults to what the architecture's public checkpoints were trained with).
+    ``resizes``: the caller resizes the images to the size an own checkpoint was made at, so ``data`` need only
+    match its channels and classes."""
     path = Path(path)
     obj = read_checkpoint(path)
     if obj.get("format") == FORMAT:
         stored = DataSpec.from_dict(obj["data"])
         if name is not None and name != obj["model"]:
             raise UsageError(f"checkpoint {path} is a {obj['model']!r} model, not {name!r}")
-        if data is not None and (data.in_channels, data.image_size, data.num_classes) != (
-                stored.in_channels, stored.image_size, stored.num_classes):
-            raise UsageError(f"checkpoint {path} was made for {stored}, not for data {data}")
+        if data is not None:
+            size = stored.image_size if resizes else data.image_size
+            if (data.in_channels, size, data.num_classes) != (
+                    stored.in_channels, stored.image_size, stored.num_classes):
+                raise UsageError(f"checkpoint {path} was made for {stored}, not for data {data}")
         model = create_model(obj["model"], stored, **obj["model_kwargs"])
         try:
             apply_channel_spec(model, obj["channels"])

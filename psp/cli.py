@@ -38,6 +38,13 @@ def _int_at_least(minimum: int):
 
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
+MIN_IMAGE_SIZE = 8
+
+
+def _image_size(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-size", type=_int_at_least(MIN_IMAGE_SIZE), metavar="N",
+                   help="resize the images to NxN on load, for models that cannot run on the data's own size "
+                        "(default: the data's size, or the size an own checkpoint was made at)")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -78,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=128)
     train.add_argument("--normalize")
     train.add_argument("--out", required=True, type=Path)
+    _image_size(train)
     _common(train)
 
     ev = sub.add_parser("eval", help="evaluate a checkpoint: top1, top5, macs, params, latency")
@@ -86,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data")
     ev.add_argument("--normalize")
     ev.add_argument("--out", type=Path, help="write the metrics to this JSON file")
+    _image_size(ev)
     _common(ev)
 
     prune = sub.add_parser("prune", help="prune a checkpoint with a registered method")
@@ -105,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--global", dest="selection_flag", action="store_const", const="global")
     scope.add_argument("--uniform", dest="selection_flag", action="store_const", const="uniform")
     _add_settings(prune)
+    _image_size(prune)
     _common(prune)
 
     export = sub.add_parser("export", help="export a checkpoint (dense or pruned) to ONNX, checked in ONNX Runtime")
@@ -210,13 +220,15 @@ def _run(args: argparse.Namespace) -> None:
 
         check_model_name(args.model)
         metrics = pipeline.train_run(args.model, args.data, args.epochs, args.seed, args.out, opts,
-                                     TrainSettings(lr=args.lr, batch_size=args.batch_size), args.normalize)
+                                     TrainSettings(lr=args.lr, batch_size=args.batch_size), args.normalize,
+                                     image_size=args.image_size)
     elif args.command == "eval":
         if args.model:
             from psp.models._registry import check_model_name
 
             check_model_name(args.model)
-        metrics = pipeline.eval_run(args.checkpoint, args.model, args.data, args.normalize, args.out, opts)
+        metrics = pipeline.eval_run(args.checkpoint, args.model, args.data, args.normalize, args.out, opts,
+                                    args.image_size)
     else:
         from psp.methods import get_method, load_method_modules
         from psp.settings import PruneSettings
@@ -229,7 +241,7 @@ def _run(args: argparse.Namespace) -> None:
             check_model_name(args.model)
         settings = PruneSettings(**{f.name: getattr(args, f.name) for f in fields(PruneSettings)})
         metrics = pipeline.prune_run(args.method, args.checkpoint, args.model, args.data, args.normalize, settings,
-                                     args.out, opts, args.method_module, args.dense_metrics)
+                                     args.out, opts, args.method_module, args.dense_metrics, args.image_size)
     keys = ("top1", "top5", "macs", "params", "macs_reduction", "latency_b1", "latency_b64", "seconds")
     print(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float))))
 

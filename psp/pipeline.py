@@ -21,6 +21,7 @@ from psp.data.calibration import draw_calibration, format_indices, read_indices,
 from psp.data.datasets import DataBundle, load_data
 from psp.data.loaders import batches, calibration_images, calibration_labels
 from psp.data.normalization import normalizer
+from psp.data.resize import resize_bundle
 from psp.data.spec import example_input
 from psp.errors import UsageError
 from psp.export import TOLERANCE, check_export, export_onnx, with_metadata
@@ -28,6 +29,7 @@ from psp.latency import latency_profile, untimed
 from psp.methods import PruneContext, get_method, load_method_modules
 from psp.metrics import accuracy, count_macs, count_params
 from psp.models import create_model
+from psp.models.input_size import check_input_size
 from psp.runtime import atomic_write_bytes, atomic_write_text, configure, provenance, settings_hash, write_json
 from psp.settings import PruneSettings
 from psp.structure.support import check_prunable
@@ -102,6 +104,11 @@ def _ratio(dense: float | None, pruned: float | None) -> float | None:
     return None if dense is None or pruned is None else dense / pruned
 
 
+def image_sizes(bundle: DataBundle) -> dict:
+    """The size the model saw and the dataset's own size, for metrics.json."""
+    return {"image_size": bundle.spec.image_size, "image_size_native": bundle.native_size}
+
+
 def _csv(rows: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
@@ -111,13 +118,17 @@ def _csv(rows: list[dict]) -> str:
 
 
 def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opts: RunOptions,
-              settings: TrainSettings, normalize: str | None = None, model_kwargs: dict | None = None) -> dict:
+              settings: TrainSettings, normalize: str | None = None, model_kwargs: dict | None = None,
+              image_size: int | None = None) -> dict:
+    """Train ``model_name`` on ``data`` (its images resized on load to ``image_size``, if given); writes model.pt,
+    metrics.json and train_log.csv."""
     start = time.perf_counter()
     device = configure(opts.threads, seed, opts.device)
-    bundle = load_data(data, opts.download)
+    bundle = resize_bundle(load_data(data, opts.download), image_size)
     normalize = normalize or bundle.default_normalization
     norm = normalizer(normalize, bundle.spec.in_channels)
     model = create_model(model_name, bundle.spec, **(model_kwargs or {}))
+    check_input_size(model, bundle.spec, model_name)
     check_prunable(model, example_input(bundle.spec), model_name)  # a base model the suite cannot prune is no use
     settings.epochs = epochs
     t0 = time.perf_counter()
@@ -127,8 +138,8 @@ def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opt
                           state_path=state)
     seconds = time.perf_counter() - t0
     metrics = evaluate(model, bundle, normalize, device, opts)
-    metrics |= {"model": model_name, "data": data, "epochs": epochs, "seed": seed, "normalize": normalize,
-                "seconds": seconds, "final_loss": history[-1]["loss"] if history else None,
+    metrics |= {"model": model_name, "data": data, **image_sizes(bundle), "epochs": epochs, "seed": seed,
+                "normalize": normalize, "seconds": seconds, "final_loss": history[-1]["loss"] if history else None,
                 "settings": {k: v for k, v in vars(settings).items()}, **provenance(device)}
     save_model(out / "model.pt", model, model_name, bundle.spec, normalize, model_kwargs, data)
     if history:
@@ -140,24 +151,33 @@ def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opt
 
 
 def load_for_run(checkpoint: str, model_name: str | None, data: str | None, normalize: str | None,
-                 opts: RunOptions) -> tuple[LoadedModel, DataBundle, str]:
-    """Load the data and the checkpoint; ``data`` defaults to what an own checkpoint was made on."""
+                 opts: RunOptions, image_size: int | None = None) -> tuple[LoadedModel, DataBundle, str]:
+    """Load the data and the checkpoint; ``data`` defaults to what an own checkpoint was made on. The images are
+    resized on load to ``image_size``, or else to the size an own checkpoint was made at; an ``image_size`` that
+    contradicts an own checkpoint's is refused."""
     if data is None:
         loaded = load_model(checkpoint, model_name, None, normalize)
         if loaded.data_arg is None:
             raise UsageError(f"checkpoint {checkpoint} does not record its data: pass --data SPEC")
-        return loaded, load_data(loaded.data_arg, opts.download), loaded.data_arg
-    bundle = load_data(data, opts.download)
-    return load_model(checkpoint, model_name, bundle.spec, normalize), bundle, data
+        data, bundle = loaded.data_arg, load_data(loaded.data_arg, opts.download)
+    else:
+        bundle = resize_bundle(load_data(data, opts.download), image_size)
+        loaded = load_model(checkpoint, model_name, bundle.spec, normalize, resizes=True)
+    made_at = loaded.data.image_size
+    if image_size is not None and image_size != made_at:
+        raise UsageError(f"--image-size {image_size} contradicts checkpoint {checkpoint}, which was made for "
+                         f"{made_at}x{made_at} images")
+    return loaded, resize_bundle(bundle, made_at), data
 
 
 def eval_run(checkpoint: str, model_name: str | None, data: str | None, normalize: str | None, out: Path | None,
-             opts: RunOptions) -> dict:
+             opts: RunOptions, image_size: int | None = None) -> dict:
     device = configure(opts.threads, 0, opts.device)
-    loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts)
+    loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts, image_size)
+    check_input_size(loaded.model.to(device), bundle.spec, loaded.name)
     metrics = evaluate(loaded.model, bundle, loaded.normalize, device, opts)
-    metrics |= {"model": loaded.name, "checkpoint": str(checkpoint), "data": data, "normalize": loaded.normalize,
-                **provenance(device)}
+    metrics |= {"model": loaded.name, "checkpoint": str(checkpoint), "data": data, **image_sizes(bundle),
+                "normalize": loaded.normalize, **provenance(device)}
     if out is not None:
         write_json(out, metrics)
     return metrics
@@ -173,15 +193,17 @@ def _calibration_indices(settings: PruneSettings, bundle: DataBundle) -> list[in
 
 def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: str | None, normalize: str | None,
               settings: PruneSettings, out: Path, opts: RunOptions, method_modules: list[str] | None = None,
-              dense_metrics: Path | None = None) -> dict:
+              dense_metrics: Path | None = None, image_size: int | None = None) -> dict:
     """Prune a checkpoint with a registered method; writes model.pt, metrics.json, calib_indices.txt and CSVs.
-    ``dense_metrics``: the base model's metrics.json, to reuse its accuracy (see :func:`dense_reference`)."""
+    ``dense_metrics``: the base model's metrics.json, to reuse its accuracy (see :func:`dense_reference`);
+    ``image_size``: resize the images on load (see :func:`load_for_run`)."""
     start = time.perf_counter()
     load_method_modules(method_modules)
     method = get_method(method_name)
     device = configure(opts.threads, settings.seed, opts.device)
-    loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts)
+    loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts, image_size)
     model = loaded.model.to(device).eval()
+    check_input_size(model, bundle.spec, loaded.name)
     norm = normalizer(loaded.normalize, bundle.spec.in_channels)
     example = example_input(bundle.spec, device)
     check_prunable(model, example, loaded.name)
@@ -221,8 +243,10 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     pruned = evaluate(result.model, bundle, loaded.normalize, device, opts, validation)
     settings_dict = settings.to_dict() | {"method": method_name, "model": loaded.name, "data": data,
                                           "normalize": loaded.normalize, "checkpoint": str(checkpoint)}
+    if bundle.resized_from is not None:  # only then: runs at the data's own size keep the hash they always had
+        settings_dict["image_size"] = bundle.spec.image_size
     metrics = {
-        "method": method_name, "model": loaded.name, "data": data, "uses": method.uses,
+        "method": method_name, "model": loaded.name, "data": data, **image_sizes(bundle), "uses": method.uses,
         "top1": pruned["top1"], "top5": pruned["top5"], "eval_split": pruned["eval_split"],
         "top1_dense": dense["top1"], "top5_dense": dense["top5"],
         "macs": pruned["macs"], "macs_dense": dense["macs"], "params": pruned["params"],

@@ -314,6 +314,7 @@ def test_train_command(tmp_path):
     assert rc == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["model"] == "vgg_tiny" and metrics["epochs"] == 0 and metrics["normalize"] == "mnist"
+    assert metrics["image_size"] == metrics["image_size_native"] == 28
     from psp.checkpoint import load_model
 
     loaded = load_model(tmp_path / "model.pt")

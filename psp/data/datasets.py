@@ -96,6 +96,11 @@ class DataBundle:
     train: Dataset
     test: Dataset
     default_normalization: str
+    resized_from: int | None = None  # the dataset's own image size, when the images are resized on load
+
+    @property
+    def native_size(self) -> int:
+        return self.resized_from or self.spec.image_size
 
 
 def parse_data_arg(arg: str) -> tuple[str, Path | None]:
