@@ -4,11 +4,14 @@ A group is identified by its root layer's name (a conv or linear whose output ch
 selection made on one copy of a model applies to another copy (PSP prunes a copy it trained in phase 1).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch_pruning as tp
 from torch import nn
+from torch_pruning.dependency import index_mapping
 
 from psp.modes import eval_mode
 from psp.structure.rules import CUSTOM_PRUNERS
@@ -55,17 +58,33 @@ def build_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
             model, example_inputs=example[:1], customized_pruners=CUSTOM_PRUNERS, verbose=False)
 
 
+@contextmanager
+def widths_fixed(graph: tp.DependencyGraph) -> Iterator[None]:
+    """Build many groups of ``graph`` while no channel is removed.
+
+    Torch-Pruning recomputes every index mapping (the offsets through each concat and split) for every group it
+    builds, which is needed only once widths change: on a DenseNet, where every layer feeds a concat, that made
+    collecting groups quadratic (tens of seconds). With widths fixed, the mappings are computed once.
+    """
+    update = index_mapping.update_index_mapping
+    update(graph)
+    index_mapping.update_index_mapping = lambda _graph: None
+    try:
+        yield
+    finally:
+        index_mapping.update_index_mapping = update
+
+
 def channel_groups(model: nn.Module, example: torch.Tensor,
                    graph: tp.DependencyGraph | None = None) -> list[ChannelGroup]:
     """Every prunable group, rooted at conv or linear layers, the classifier excluded."""
     graph = graph or build_graph(model, example)
     names = {m: n for n, m in model.named_modules()}
     classifier = output_layer(model, example)
-    groups = []
-    for group in graph.get_all_groups(ignored_layers=[classifier], root_module_types=(nn.Conv2d, nn.Linear)):
-        root = group[0].dep.target.module
-        groups.append(ChannelGroup(names[root], len(group[0].idxs), group, divisions(group)))
-    return groups
+    with widths_fixed(graph):
+        return [ChannelGroup(names[group[0].dep.target.module], len(group[0].idxs), group, divisions(group))
+                for group in graph.get_all_groups(ignored_layers=[classifier],
+                                                  root_module_types=(nn.Conv2d, nn.Linear))]
 
 
 def divisions(group: tp.dependency.Group) -> int:

@@ -7,7 +7,7 @@ import torch_pruning as tp
 from torch import nn
 
 from psp.models.shortcut import ChannelPadShortcut
-from psp.structure.groups import build_graph, group_for
+from psp.structure.groups import build_graph, group_for, widths_fixed
 from psp.structure.selection import Selection
 
 
@@ -29,8 +29,10 @@ def selected_slices(model: nn.Module, selection: Selection,
     phase 1 drives to zero.
     """
     graph = build_graph(model, example)
-    for root, idxs in selection.items():
-        for dep, dep_idxs in group_for(graph, model, root, idxs):
+    with widths_fixed(graph):
+        groups = [group_for(graph, model, root, idxs) for root, idxs in selection.items()]
+    for group in groups:
+        for dep, dep_idxs in group:
             layer, fn = dep.target.module, dep.handler
             index = torch.tensor(dep_idxs, dtype=torch.long)
             if fn in (tp.prune_conv_out_channels, tp.prune_linear_out_channels,
@@ -52,9 +54,11 @@ def mask_channels(model: nn.Module, selection: Selection, example: torch.Tensor)
     of the model with those channels removed (the correctness invariant of the removal).
     """
     graph = build_graph(model, example)
+    with widths_fixed(graph):
+        groups = [group_for(graph, model, root, idxs) for root, idxs in selection.items()]
     normed: dict[nn.LayerNorm, set[int]] = {}
-    for root, idxs in selection.items():
-        for dep, dep_idxs in group_for(graph, model, root, idxs):
+    for group in groups:
+        for dep, dep_idxs in group:
             layer, fn = dep.target.module, dep.handler
             if fn in (tp.prune_conv_in_channels, tp.prune_linear_in_channels):
                 _zero_inputs(layer, dep_idxs)
@@ -112,10 +116,12 @@ def kept_outputs(model: nn.Module, selection: Selection, example: torch.Tensor) 
     """For each conv, linear and BatchNorm layer of the unpruned ``model`` whose outputs a selection shrinks, the
     original indices of the output channels that survive (targets for reconstructing the pruned model)."""
     graph = build_graph(model, example)
+    with widths_fixed(graph):
+        groups = [group_for(graph, model, root, idxs) for root, idxs in selection.items()]
     removed: dict[str, set[int]] = {}
     names = {m: n for n, m in model.named_modules()}
-    for root, idxs in selection.items():
-        for dep, dep_idxs in group_for(graph, model, root, idxs):
+    for group in groups:
+        for dep, dep_idxs in group:
             layer, fn = dep.target.module, dep.handler
             if fn in (tp.prune_conv_out_channels, tp.prune_linear_out_channels,
                       tp.prune_depthwise_conv_out_channels, tp.prune_batchnorm_out_channels):

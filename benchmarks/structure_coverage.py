@@ -7,8 +7,8 @@ importance, global ranking, as ``psp prune --target-macs 2``), remove the channe
 another, and compare the two on random images. ``tests/test_coverage.py`` holds every model to the outcome recorded
 in the README table, which this script writes:
 
-    python benchmarks/coverage.py --readme README.md --out results/coverage.json
-    python benchmarks/coverage.py --models tv:resnet18 timm:convnext_atto     # print only
+    python benchmarks/structure_coverage.py --readme README.md --out results/coverage.json
+    python benchmarks/structure_coverage.py --models tv:resnet18 timm:convnext_atto     # print only
 """
 
 import argparse

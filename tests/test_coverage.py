@@ -1,0 +1,96 @@
+"""Structure coverage: every torchvision classifier and the named timm CNN families either prune to 2x MACs within
+±2 % with removal == masking, or are refused before any work in one line naming the model and the construct.
+
+Each member must keep the outcome recorded in ``results/reference/coverage/coverage.json`` (the run that wrote the
+README table), so a model that stops pruning, or starts pruning, fails here until the table is regenerated.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from structure_coverage import README_END, README_START, TARGET, markdown, matrix, outcome, write_readme  # noqa: E402
+
+from psp.data.spec import DataSpec  # noqa: E402
+from psp.models import create_model  # noqa: E402
+from psp.structure.selection import TARGET_TOLERANCE  # noqa: E402
+from psp.structure.support import TOLERANCE  # noqa: E402
+
+RECORDED = {r["model"]: r for r in json.loads((ROOT / "results/reference/coverage/coverage.json").read_text())}
+SLOW_SECONDS = 10  # members that took longer in the recorded run are marked slow (they still run in CI)
+
+
+def _members() -> list:
+    params = []
+    for family, name in matrix():
+        slow = RECORDED.get(name, {}).get("seconds", 0) > SLOW_SECONDS
+        params.append(pytest.param(name, id=name, marks=[pytest.mark.slow] if slow else []))
+    return params
+
+
+def test_matrix_is_recorded():
+    """Every member of the matrix (all of torchvision's classifiers, today's list) has a recorded outcome."""
+    assert sorted(n for _, n in matrix()) == sorted(RECORDED)
+
+
+def test_readme_table_is_the_recorded_run(tmp_path):
+    rows = [RECORDED[n] for _, n in matrix()]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{README_START}\n{README_END}\nrest\n")
+    write_readme(readme, rows)
+    text = (ROOT / "README.md").read_text()
+    assert readme.read_text().split(README_START)[1].split(README_END)[0] == \
+        text.split(README_START)[1].split(README_END)[0]
+    assert markdown(rows) in text
+
+
+@pytest.mark.parametrize("name", _members())
+def test_prunes_to_target_or_is_refused(name):
+    got = outcome(name)
+    assert got["status"] == RECORDED[name]["status"], got.get("reason")
+    if got["status"] == "pruned":
+        assert abs(got["reduction"] / TARGET - 1) <= TARGET_TOLERANCE
+        assert got["difference"] <= TOLERANCE
+    else:
+        reason = got["reason"]
+        assert reason.startswith(f"model {name} cannot be pruned: ") and "\n" not in reason
+
+
+def _foreign_checkpoint(tmp_path: Path, name: str) -> Path:
+    """A plain state dict of ``name`` for 1-channel, 10-class images (what a user brings from elsewhere)."""
+    torch.manual_seed(0)
+    path = tmp_path / f"{name.replace(':', '_')}.pt"
+    torch.save(create_model(name, DataSpec("mnist5k", 1, 32, 10)).state_dict(), path)
+    return path
+
+
+def _prune(tmp_path: Path, name: str, method: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "psp", "prune", "--method", method, "--model", name, "--data", "mnist5k",
+         "--image-size", "32", "--checkpoint", str(_foreign_checkpoint(tmp_path, name)), "--target-macs", "2",
+         "--latency-repeats", "0", "--samples", "16", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300)
+
+
+def test_cli_refuses_before_any_work(tmp_path):
+    result = _prune(tmp_path, "tv:shufflenet_v2_x0_5", "psp")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "tv:shufflenet_v2_x0_5" in lines[0] and "channel shuffle" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_cli_prunes_grouped_convolutions_to_target(tmp_path):
+    result = _prune(tmp_path, "timm:regnetx_002", "l1")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert abs(metrics["macs_reduction"] / TARGET - 1) <= TARGET_TOLERANCE
+    assert metrics["image_size"] == 32 and metrics["image_size_native"] == 28
