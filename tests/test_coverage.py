@@ -29,7 +29,7 @@ SLOW_SECONDS = 10  # members that took longer in the recorded run are marked slo
 
 def _members() -> list:
     params = []
-    for family, name in matrix():
+    for _, name in matrix():
         slow = RECORDED.get(name, {}).get("seconds", 0) > SLOW_SECONDS
         params.append(pytest.param(name, id=name, marks=[pytest.mark.slow] if slow else []))
     return params

@@ -8,6 +8,7 @@ from torch import nn
 
 from psp.data.spec import DataSpec
 from psp.errors import UsageError
+from psp.models.shufflenet import gather_shufflenet_blocks
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -49,7 +50,7 @@ def create(name: str, data: DataSpec, pretrained: bool = False, **kwargs: object
                              f"{data.num_classes}")
         model = torchvision.models.get_model(arch, weights=weights, num_classes=data.num_classes, **kwargs)
         _match_input_channels(model, data.in_channels)
-        return model
+        return gather_shufflenet_blocks(model)
     import timm
 
     return timm.create_model(arch, pretrained=pretrained, num_classes=data.num_classes,

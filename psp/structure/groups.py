@@ -14,7 +14,7 @@ from torch import nn
 from torch_pruning.dependency import index_mapping
 
 from psp.modes import eval_mode
-from psp.structure.rules import CUSTOM_PRUNERS
+from psp.structure.rules import CUSTOM_PRUNERS, map_gathers
 
 
 @dataclass
@@ -54,8 +54,10 @@ def output_layer(model: nn.Module, example: torch.Tensor) -> nn.Module:
 def build_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
     """Trace ``model`` (in eval mode, restored afterwards) with the suite's custom pruning rules."""
     with eval_mode(model), torch.enable_grad():
-        return tp.DependencyGraph().build_dependency(
+        graph = tp.DependencyGraph().build_dependency(
             model, example_inputs=example[:1], customized_pruners=CUSTOM_PRUNERS, verbose=False)
+    map_gathers(graph)
+    return graph
 
 
 @contextmanager

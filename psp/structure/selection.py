@@ -6,7 +6,7 @@ target MACs reduction never touches the model; the measured MACs after removal m
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,10 +23,12 @@ TARGET_TOLERANCE = 0.02
 
 
 class CostModel:
-    """Predicts a model's MACs after removing a given number of channels from each group.
+    """Predicts a model's MACs after removing given channels of its groups, exactly.
 
-    Held as flat tensors (one entry per layer, one per group-layer effect), so that one prediction costs a few
-    vector operations: the target-MACs search makes thousands of them on wide, densely connected models.
+    Each group shrinks each of its layers by a known number of channels per root channel (one, or several through
+    a flatten, or none when a split sends that channel elsewhere), read from Torch-Pruning's root indices. Held as
+    flat tensors, so that one prediction costs a few vector operations: the target-MACs search makes thousands of
+    them on wide, densely connected models.
     """
 
     def __init__(self, model: nn.Module, example: torch.Tensor, groups: list[ChannelGroup]) -> None:
@@ -43,24 +45,58 @@ class CostModel:
                                         for _, m in layers])
         self.dense = int(self._macs.sum().item())
         self._roots = {g.root: i for i, g in enumerate(groups)}
-        effects = []  # (group, layer, on the output side, channels of the layer per channel of the group)
-        for i, g in enumerate(groups):
-            for dep, idxs in g.group:
-                side = "out" if dep.handler in _OUT_FNS else "in" if dep.handler in _IN_FNS else None
-                if side and dep.target.module in position:
-                    effects.append((i, position[dep.target.module], side == "out", len(idxs) / g.size))
-        self._group, self._layer, self._on_out, self._factor = (
-            torch.tensor([e[k] for e in effects], dtype=dtype)
-            for k, dtype in enumerate((torch.long, torch.long, torch.bool, torch.float64)))
+        self._sizes = [g.size for g in groups]
+        # One effect per (group, layer, side): layer channels removed per root channel of the group.
+        self._effects: list[list[tuple[int, bool, torch.Tensor]]] = []
+        for g in groups:
+            effects = []
+            for item in g.group:
+                side = "out" if item.dep.handler in _OUT_FNS else "in" if item.dep.handler in _IN_FNS else None
+                if side and item.dep.target.module in position:
+                    per_root = torch.bincount(torch.tensor(item.root_idxs, dtype=torch.long), minlength=g.size)
+                    effects.append((position[item.dep.target.module], side == "out", per_root.double()))
+            self._effects.append(effects)
+        self._ranked: tuple[torch.Tensor, ...] | None = None
 
-    def macs(self, removed: dict[str, int]) -> float:
-        count = torch.zeros(len(self._roots), dtype=torch.float64)
+    def macs(self, removed: Mapping[str, Sequence[int]]) -> float:
+        """MACs with the listed channels of each group (by root layer) removed."""
+        cut_out, cut_in = torch.zeros_like(self._macs), torch.zeros_like(self._macs)
+        for root, idxs in removed.items():
+            index = torch.tensor(list(idxs), dtype=torch.long)
+            for layer, on_out, per_root in self._effects[self._roots[root]]:
+                (cut_out if on_out else cut_in)[layer] += per_root[index].sum()
+        return self._total(cut_out, cut_in)
+
+    def rank(self, order: Mapping[str, Sequence[int]]) -> None:
+        """Fix the order in which each group's channels go, for ``macs_of_counts``."""
+        effects = [(i, layer, on_out, per_root[torch.tensor(list(order[root]), dtype=torch.long)])
+                   for root, i in self._roots.items() if root in order
+                   for layer, on_out, per_root in self._effects[i]]
+        cumulative = [torch.cat([torch.zeros(1, dtype=torch.float64), w.cumsum(0)]) for *_, w in effects]
+        starts = torch.tensor([0] + [len(c) for c in cumulative[:-1]], dtype=torch.long).cumsum(0)
+        self._ranked = (torch.tensor([e[0] for e in effects], dtype=torch.long),
+                        torch.tensor([e[1] for e in effects], dtype=torch.long),
+                        torch.tensor([e[2] for e in effects], dtype=torch.bool),
+                        starts, torch.cat(cumulative) if cumulative else torch.zeros(0, dtype=torch.float64))
+
+    def macs_of_counts(self, removed: Mapping[str, int]) -> float | None:
+        """MACs with the first ``removed[root]`` channels of each group, in the order given to ``rank``, removed;
+        None if that leaves a layer without input or output channels (a tensor that several groups feed, such as
+        ShuffleNet's, can lose all its channels while every group keeps some)."""
+        if self._ranked is None:
+            raise RuntimeError("CostModel.rank() must fix the removal order first")
+        group, layer, on_out, starts, cumulative = self._ranked
+        counts = torch.zeros(len(self._roots), dtype=torch.long)
         for root, k in removed.items():
-            if root in self._roots:
-                count[self._roots[root]] = k
-        cut = self._factor * count[self._group]
-        cut_out = torch.zeros_like(self._macs).index_add_(0, self._layer[self._on_out], cut[self._on_out])
-        cut_in = torch.zeros_like(self._macs).index_add_(0, self._layer[~self._on_out], cut[~self._on_out])
+            counts[self._roots[root]] = k
+        cut = cumulative[starts + counts[group]]
+        cut_out = torch.zeros_like(self._macs).index_add_(0, layer[on_out], cut[on_out])
+        cut_in = torch.zeros_like(self._macs).index_add_(0, layer[~on_out], cut[~on_out])
+        if (cut_out >= self._out).any() or ((cut_in >= self._in) & ~self._depthwise).any():
+            return None
+        return self._total(cut_out, cut_in)
+
+    def _total(self, cut_out: torch.Tensor, cut_in: torch.Tensor) -> float:
         out_frac = (1 - cut_out / self._out).clamp_min(0)
         in_frac = torch.where(self._depthwise, 1.0, (1 - cut_in / self._in).clamp_min(0))
         return float((self._macs * out_frac * in_frac).sum())
@@ -123,10 +159,13 @@ def _to_selection(units: dict[str, torch.Tensor], grids: dict[str, _Grid], count
         grid = grids[root]
         remove = grid.removable(n)
         if remove > 0:
-            positions = torch.argsort(units[root], stable=True)[:remove]
-            selection[root] = sorted((positions[None, :] + grid.units * torch.arange(grid.width)[:, None]
-                                      ).flatten().tolist())
+            selection[root] = sorted(_unit_channels(torch.argsort(units[root], stable=True)[:remove], grid))
     return selection
+
+
+def _unit_channels(positions: torch.Tensor, grid: _Grid) -> list[int]:
+    """The channels of units at ``positions``, unit by unit (a unit is one position in each block)."""
+    return (positions[:, None] + grid.units * torch.arange(grid.width)[None, :]).flatten().tolist()
 
 
 def _ratio_counts(units: dict[str, torch.Tensor], grids: dict[str, _Grid], ratio: float,
@@ -179,9 +218,12 @@ def select_by_target_macs(scores: dict[str, torch.Tensor], cost: CostModel, targ
     _check_mode(mode)
     grids = _grids(scores, divisions or {}, min_keep, round_to)
     units = _unit_scores(scores, grids)
+    cost.rank({r: _unit_channels(torch.argsort(u, stable=True), grids[r]) for r, u in units.items()})
 
     def reduction(counts: dict[str, int]) -> float:
-        return cost.dense / cost.macs({r: grids[r].removable(n) * grids[r].width for r, n in counts.items()})
+        """dense / pruned MACs; infinite (too much) when a layer would lose all its channels."""
+        macs = cost.macs_of_counts({r: grids[r].removable(n) * grids[r].width for r, n in counts.items()})
+        return math.inf if macs is None else cost.dense / macs
 
     most = reduction({r: g.units for r, g in grids.items()})
     if most < target * (1 - TARGET_TOLERANCE):

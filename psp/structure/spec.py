@@ -1,11 +1,13 @@
 """A model's per-layer widths as plain data, and rebuilding a dense model at those widths.
 
 Like timm's pruned-model files: a pruned model is saved as the registry name, this spec and a state dict, never as
-pickled modules. Rebuilding replaces each conv, linear, BatchNorm and option-A shortcut with one of the stored size.
+pickled modules. Rebuilding replaces each conv, linear and BatchNorm with one of the stored size, and resets the maps
+of option-A shortcuts and channel gathers.
 """
 
 from torch import nn
 
+from psp.models.gather import ChannelGather
 from psp.models.shortcut import ChannelPadShortcut
 
 ChannelSpec = dict[str, dict[str, object]]
@@ -20,6 +22,8 @@ def channel_spec(model: nn.Module) -> ChannelSpec:
             spec[name] = {"in": m.in_features, "out": m.out_features}
         elif isinstance(m, nn.BatchNorm2d):
             spec[name] = {"out": m.num_features}
+        elif isinstance(m, ChannelGather):
+            spec[name] = {"in": m.in_channels, "index": m.index.tolist()}
         elif isinstance(m, ChannelPadShortcut):
             spec[name] = {"in": m.in_channels, "out": m.out_channels, "src": m.src.tolist(), "dst": m.dst.tolist()}
     return spec
@@ -33,6 +37,9 @@ def _resized(m: nn.Module, s: dict) -> nn.Module:
         return nn.Linear(s["in"], s["out"], m.bias is not None)
     if isinstance(m, nn.BatchNorm2d):
         return nn.BatchNorm2d(s["out"], m.eps, m.momentum, m.affine, m.track_running_stats)
+    if isinstance(m, ChannelGather):
+        m.set_map(s["in"], s["index"])
+        return m
     m.set_map(s["in"], s["out"], s["src"], s["dst"])
     return m
 

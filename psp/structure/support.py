@@ -82,7 +82,7 @@ def _probe(model: nn.Module, example: torch.Tensor, root: str | None = None) -> 
                                            divisions={g.root: g.divisions for g in chosen})
     if not selection:
         return groups, None
-    predicted = CostModel(trial, example, chosen).macs({r: len(i) for r, i in selection.items()})
+    predicted = CostModel(trial, example, chosen).macs(selection)
     x = torch.randn((2, *example.shape[1:]), generator=torch.Generator().manual_seed(0)).to(example.device)
     try:
         with eval_mode(model), torch.no_grad():
