@@ -49,11 +49,11 @@ class PruneContext:
             raise UsageError("give exactly one of ratio (0 < R < 1) or target_macs (X > 1)")
         groups = channel_groups(model, self.example)
         scores = score_groups(groups, s.importance, s.seed)
-        divisions = {g.root: g.divisions for g in groups}
+        units = {g.root: g.units for g in groups}
         if s.target_macs is not None:
             return select_by_target_macs(scores, CostModel(model, self.example, groups), s.target_macs, s.selection,
-                                         s.min_channels, s.round_to, divisions)
-        return select_by_ratio(scores, s.ratio, s.selection, s.min_channels, s.round_to, divisions)
+                                         s.min_channels, s.round_to, units)
+        return select_by_ratio(scores, s.ratio, s.selection, s.min_channels, s.round_to, units)
 
 
 @dataclass

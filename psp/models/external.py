@@ -1,5 +1,8 @@
 """Adapters for torchvision (``tv:<name>``) and timm (``timm:<name>``) classification models.
 
+Two families get a prunable form with the same outputs and state dict: ShuffleNetV2's split and shuffle, and
+GhostNet's output slice, become ``ChannelGather`` maps (see ``psp.models.gather``).
+
 Weights are never downloaded implicitly: pretrained weights come from a user checkpoint (``psp eval --checkpoint``)
 or, for torchvision, from ``pretrained=True``, which a user must ask for explicitly.
 """
@@ -53,5 +56,7 @@ def create(name: str, data: DataSpec, pretrained: bool = False, **kwargs: object
         return gather_shufflenet_blocks(model)
     import timm
 
-    return timm.create_model(arch, pretrained=pretrained, num_classes=data.num_classes,
-                             in_chans=data.in_channels, **kwargs)
+    from psp.models.ghostnet import gather_ghost_modules
+
+    return gather_ghost_modules(timm.create_model(arch, pretrained=pretrained, num_classes=data.num_classes,
+                                                  in_chans=data.in_channels, **kwargs))

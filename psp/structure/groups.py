@@ -16,20 +16,24 @@ from torch_pruning.dependency import index_mapping
 from psp.modes import eval_mode
 from psp.structure.rules import CUSTOM_PRUNERS, map_gathers
 
+Units = list[list[int]]  # channels that go together, as lists of a group's channel indices
+
 
 @dataclass
 class ChannelGroup:
-    """One dependency group: ``root`` names the leading layer, ``size`` is its number of channels.
+    """One dependency group: ``root`` names the leading layer, ``size`` is its number of channels, ``units`` the
+    channels that can only be removed together.
 
-    ``divisions`` > 1 when a grouped convolution in the group splits its channels into that many equal blocks: every
-    block must keep the same width, so channels go in units of one position in every block (Torch-Pruning's own
-    pruner does the same).
+    A unit is one channel, or more where the architecture ties channels: a grouped convolution splits them into
+    equal blocks that must keep the same width, so a unit is one position in every block (as Torch-Pruning's own
+    pruner does); GhostNet concatenates a conv's output with a depthwise transform of it into a residual stream, so
+    stream channels c and c + half go together.
     """
 
     root: str
     size: int
     group: tp.dependency.Group  # the full group (all indices) in the graph it was built from
-    divisions: int = 1
+    units: Units
 
 
 def execution_order(model: nn.Module, example: torch.Tensor) -> list[str]:
@@ -84,18 +88,44 @@ def channel_groups(model: nn.Module, example: torch.Tensor,
     names = {m: n for n, m in model.named_modules()}
     classifier = output_layer(model, example)
     with widths_fixed(graph):
-        return [ChannelGroup(names[group[0].dep.target.module], len(group[0].idxs), group, divisions(group))
+        return [ChannelGroup(names[group[0].dep.target.module], len(group[0].idxs), group, _units(graph, group))
                 for group in graph.get_all_groups(ignored_layers=[classifier],
                                                   root_module_types=(nn.Conv2d, nn.Linear))]
 
 
-def divisions(group: tp.dependency.Group) -> int:
-    """The number of equal channel blocks a group's grouped convolutions impose (depthwise ones impose none: their
-    channels are independent)."""
-    blocks = [dep.target.module.groups for dep, _ in group
-              if isinstance(dep.target.module, nn.Conv2d) and dep.target.module.groups > 1
-              and dep.target.module.groups != dep.target.module.out_channels]
-    return max(blocks, default=1)
+def _units(graph: tp.DependencyGraph, group: tp.dependency.Group) -> Units:
+    """Blocks of grouped convolutions first, then any channels a removal drags along (found by asking Torch-Pruning
+    what removing the first unit removes: cheap, and only where that is more than the unit, every unit is asked)."""
+    size = len(group[0].idxs)
+    blocks = max([m.groups for m in (dep.target.module for dep, _ in group)
+                  if isinstance(m, nn.Conv2d) and 1 < m.groups != m.out_channels], default=1)
+    per_block = size // blocks
+    units = [[p + b * per_block for b in range(blocks)] for p in range(per_block)]
+    root = group[0].dep.target.module
+    if _dragged(graph, root, units[0]) == set(units[0]):
+        return units
+    owner = list(range(size))  # union-find over channels
+
+    def find(c: int) -> int:
+        while owner[c] != c:
+            owner[c] = owner[owner[c]]
+            c = owner[c]
+        return c
+
+    for unit in units:
+        for c in _dragged(graph, root, unit) | set(unit):
+            owner[find(c)] = find(unit[0])
+    classes: dict[int, list[int]] = {}
+    for c in range(size):
+        classes.setdefault(find(c), []).append(c)
+    return list(classes.values())
+
+
+def _dragged(graph: tp.DependencyGraph, root: nn.Module, idxs: list[int]) -> set[int]:
+    """The root layer's output channels that removing ``idxs`` of them removes."""
+    out_fn = graph.get_pruner_of_module(root).prune_out_channels
+    return {i for dep, dep_idxs in graph.get_pruning_group(root, out_fn, idxs)
+            if dep.target.module is root and dep.handler == out_fn for i in dep_idxs}
 
 
 def group_for(graph: tp.DependencyGraph, model: nn.Module, root: str, idxs: list[int]) -> tp.dependency.Group:

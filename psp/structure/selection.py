@@ -5,6 +5,7 @@ selection are predicted analytically (each group shrinks known layers by known f
 target MACs reduction never touches the model; the measured MACs after removal match the prediction (tested).
 """
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from torch import nn
 
 from psp.errors import UsageError
 from psp.metrics import layer_macs
-from psp.structure.groups import ChannelGroup
+from psp.structure.groups import ChannelGroup, Units
 
 Selection = dict[str, list[int]]
 MODES = ("global", "uniform")
@@ -108,37 +109,44 @@ _IN_FNS = {tp.prune_conv_in_channels, tp.prune_linear_in_channels}
 
 @dataclass(frozen=True)
 class _Grid:
-    """How one group's channels can go: in units of ``width`` channels (one position in each of a grouped
-    convolution's ``width`` blocks), keeping at least ``min_keep`` units and a multiple of ``multiple`` units."""
+    """How one group's channels can go: in ``units`` (see ``ChannelGroup``) of ``width`` channels on average (equal
+    in every architecture seen so far), keeping at least ``min_keep`` units and a multiple of ``multiple`` units."""
 
-    units: int
-    width: int
+    units: Units
+    width: float
     min_keep: int
     multiple: int
 
     def removable(self, n: int) -> int:
         """Units actually removed when ``n`` are asked for, after the minimum and the rounding of what is kept."""
-        kept = self.units - min(n, self.units - self.min_keep)
+        total = len(self.units)
+        kept = total - min(n, total - self.min_keep)
         if self.multiple > 1:
             kept = max(self.multiple, int(round(kept / self.multiple)) * self.multiple)
-        return self.units - min(self.units, max(kept, self.min_keep))
+        return total - min(total, max(kept, self.min_keep))
 
 
-def _grids(scores: dict[str, torch.Tensor], divisions: Mapping[str, int], min_keep: int,
+def _grids(scores: dict[str, torch.Tensor], units: Mapping[str, Units], min_keep: int,
            round_to: int) -> dict[str, _Grid]:
     grids = {}
     for root, s in scores.items():
-        width = divisions.get(root, 1)
-        if len(s) % width:
-            raise ValueError(f"group {root}: {len(s)} channels do not split into {width} equal blocks")
-        grids[root] = _Grid(len(s) // width, width, max(1, math.ceil(min_keep / width)),
-                            math.lcm(width, round_to) // width)
+        group_units = units.get(root) or [[c] for c in range(len(s))]
+        widest = max(len(u) for u in group_units)
+        grids[root] = _Grid(group_units, sum(map(len, group_units)) / len(group_units),
+                            max(1, math.ceil(min_keep / widest)), math.lcm(widest, round_to) // widest)
     return grids
 
 
 def _unit_scores(scores: dict[str, torch.Tensor], grids: dict[str, _Grid]) -> dict[str, torch.Tensor]:
-    """One score per unit: the mean over the blocks of the channel at that position (as Torch-Pruning ranks)."""
-    return {r: s.reshape(grids[r].width, -1).mean(0) for r, s in scores.items()}
+    """One score per unit: the mean of its channels' scores (for grouped convolutions, as Torch-Pruning ranks)."""
+    unit_scores = {}
+    for r, s in scores.items():
+        units = grids[r].units
+        if all(len(u) == len(units[0]) for u in units):
+            unit_scores[r] = s[torch.tensor(units)].mean(1)
+        else:
+            unit_scores[r] = torch.stack([s[u].mean() for u in units])
+    return unit_scores
 
 
 def _removal_order(scores: dict[str, torch.Tensor], mode: str) -> list[str]:
@@ -153,19 +161,18 @@ def _removal_order(scores: dict[str, torch.Tensor], mode: str) -> list[str]:
 
 
 def _to_selection(units: dict[str, torch.Tensor], grids: dict[str, _Grid], counts: dict[str, int]) -> Selection:
-    """Channel indices of the ``counts`` lowest-scored units of each group, every unit expanded to its blocks."""
+    """Channel indices of the ``counts`` lowest-scored units of each group."""
     selection = {}
     for root, n in counts.items():
-        grid = grids[root]
-        remove = grid.removable(n)
+        remove = grids[root].removable(n)
         if remove > 0:
-            selection[root] = sorted(_unit_channels(torch.argsort(units[root], stable=True)[:remove], grid))
+            selection[root] = sorted(_unit_channels(torch.argsort(units[root], stable=True)[:remove], grids[root]))
     return selection
 
 
 def _unit_channels(positions: torch.Tensor, grid: _Grid) -> list[int]:
-    """The channels of units at ``positions``, unit by unit (a unit is one position in each block)."""
-    return (positions[:, None] + grid.units * torch.arange(grid.width)[None, :]).flatten().tolist()
+    """The channels of the units at ``positions``, unit by unit."""
+    return [c for p in positions.tolist() for c in grid.units[p]]
 
 
 def _ratio_counts(units: dict[str, torch.Tensor], grids: dict[str, _Grid], ratio: float,
@@ -173,12 +180,12 @@ def _ratio_counts(units: dict[str, torch.Tensor], grids: dict[str, _Grid], ratio
     if mode == "uniform":
         return {root: int(ratio * len(s)) for root, s in units.items()}
     counts = dict.fromkeys(units, 0)
-    budget = ratio * sum(g.units * g.width for g in grids.values())
+    budget = ratio * sum(len(g.units) * g.width for g in grids.values())
     for root in _removal_order(units, mode):
         grid = grids[root]
         if budget < grid.width:
             break
-        if grid.units - counts[root] > grid.min_keep:
+        if len(grid.units) - counts[root] > grid.min_keep:
             counts[root] += 1
             budget -= grid.width
     return counts
@@ -190,23 +197,23 @@ def _check_mode(mode: str) -> None:
 
 
 def select_by_ratio(scores: dict[str, torch.Tensor], ratio: float, mode: str = "global", min_keep: int = 1,
-                    round_to: int = 1, divisions: Mapping[str, int] | None = None) -> Selection:
+                    round_to: int = 1, units: Mapping[str, Units] | None = None) -> Selection:
     """Remove ``ratio`` of all channels: lowest scores across groups (global) or within each group (uniform).
 
     No group keeps fewer than ``min_keep`` channels; kept counts are rounded to a multiple of ``round_to``.
-    ``divisions`` (root -> number of grouped-convolution blocks, see ``ChannelGroup``) makes channels go in units.
+    ``units`` (root -> channels that go together, see ``ChannelGroup``; default: one channel each).
     """
     if not 0 < ratio < 1:
         raise UsageError(f"ratio {ratio} is outside (0, 1)")
     _check_mode(mode)
-    grids = _grids(scores, divisions or {}, min_keep, round_to)
-    units = _unit_scores(scores, grids)
-    return _to_selection(units, grids, _ratio_counts(units, grids, ratio, mode))
+    grids = _grids(scores, units or {}, min_keep, round_to)
+    unit_scores = _unit_scores(scores, grids)
+    return _to_selection(unit_scores, grids, _ratio_counts(unit_scores, grids, ratio, mode))
 
 
 def select_by_target_macs(scores: dict[str, torch.Tensor], cost: CostModel, target: float, mode: str = "global",
                           min_keep: int = 1, round_to: int = 1,
-                          divisions: Mapping[str, int] | None = None) -> Selection:
+                          units: Mapping[str, Units] | None = None) -> Selection:
     """Remove channels until the model has ``1/target`` of its dense MACs, within ±2 %.
 
     Bisects the channel ratio of ``select_by_ratio``. One channel of a wide, early residual stream can cost several
@@ -216,34 +223,37 @@ def select_by_target_macs(scores: dict[str, torch.Tensor], cost: CostModel, targ
     if not target > 1:
         raise UsageError(f"target MACs reduction {target} must be > 1")
     _check_mode(mode)
-    grids = _grids(scores, divisions or {}, min_keep, round_to)
-    units = _unit_scores(scores, grids)
-    cost.rank({r: _unit_channels(torch.argsort(u, stable=True), grids[r]) for r, u in units.items()})
+    grids = _grids(scores, units or {}, min_keep, round_to)
+    unit_scores = _unit_scores(scores, grids)
+    order = {r: torch.argsort(u, stable=True) for r, u in unit_scores.items()}
+    cost.rank({r: _unit_channels(order[r], grids[r]) for r in order})
+    # channels removed with the first n units of each ranking
+    channels = {r: [0, *itertools.accumulate(len(grids[r].units[p]) for p in order[r].tolist())] for r in order}
 
     def reduction(counts: dict[str, int]) -> float:
         """dense / pruned MACs; infinite (too much) when a layer would lose all its channels."""
-        macs = cost.macs_of_counts({r: grids[r].removable(n) * grids[r].width for r, n in counts.items()})
+        macs = cost.macs_of_counts({r: channels[r][grids[r].removable(n)] for r, n in counts.items()})
         return math.inf if macs is None else cost.dense / macs
 
-    most = reduction({r: g.units for r, g in grids.items()})
+    most = reduction({r: len(g.units) for r, g in grids.items()})
     if most < target * (1 - TARGET_TOLERANCE):
         raise UsageError(f"target MACs reduction {target} is unreachable with {mode} selection: at most "
                          f"{most:.2f}x while keeping {min_keep} channel(s) per layer")
     lo, hi = 0.0, 1.0 - 1e-9
     for _ in range(40):
         mid = (lo + hi) / 2
-        if reduction(_ratio_counts(units, grids, mid, mode)) < target:
+        if reduction(_ratio_counts(unit_scores, grids, mid, mode)) < target:
             lo = mid
         else:
             hi = mid
-    counts = _ratio_counts(units, grids, lo, mode)
-    taken = dict.fromkeys(units, 0)
+    counts = _ratio_counts(unit_scores, grids, lo, mode)
+    taken = dict.fromkeys(unit_scores, 0)
     got = reduction(counts)
-    for root in _removal_order(units, mode):
+    for root in _removal_order(unit_scores, mode):
         if got > target * (1 - TARGET_TOLERANCE / 20):
             break
         taken[root] += 1
-        if taken[root] <= counts[root] or grids[root].units - counts[root] <= grids[root].min_keep:
+        if taken[root] <= counts[root] or len(grids[root].units) - counts[root] <= grids[root].min_keep:
             continue
         counts[root] += 1
         trial = reduction(counts)
@@ -254,4 +264,4 @@ def select_by_target_macs(scores: dict[str, torch.Tensor], cost: CostModel, targ
     if abs(got / target - 1) > TARGET_TOLERANCE:
         raise UsageError(f"target MACs reduction {target} cannot be met within ±2 % with {mode} selection "
                          f"(closest: {got:.3f}x); try another --round-to or target")
-    return _to_selection(units, grids, counts)
+    return _to_selection(unit_scores, grids, counts)

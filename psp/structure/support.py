@@ -79,7 +79,7 @@ def _probe(model: nn.Module, example: torch.Tensor, root: str | None = None) -> 
     chosen = [g for g in groups if root in (None, g.root)]
     scores = {g.root: torch.rand(g.size, generator=torch.Generator().manual_seed(0)) for g in chosen}
     selection: Selection = select_by_ratio(scores, _PROBE_RATIO, "uniform",
-                                           divisions={g.root: g.divisions for g in chosen})
+                                           units={g.root: g.units for g in chosen})
     if not selection:
         return groups, None
     predicted = CostModel(trial, example, chosen).macs(selection)
