@@ -106,7 +106,7 @@ def load_model(path: str | Path, name: str | None = None, data: DataSpec | None 
                 raise UsageError(f"checkpoint {path} was made for {stored}, not for data {data}")
         model = create_model(obj["model"], stored, **obj["model_kwargs"])
         try:
-            apply_channel_spec(model, obj["channels"])
+            apply_channel_spec(model, obj["channels"], {k: v.shape for k, v in obj["state_dict"].items()})
         except (AttributeError, KeyError, TypeError) as e:
             raise UsageError(f"checkpoint {path}: its channel spec does not fit {obj['model']!r} ({e})") from None
         _load_state(model, obj["state_dict"], path, obj["model"])

@@ -28,6 +28,8 @@ ARCHS = [
     ("resnet110", {"width": 4}), ("resnet18_cifar", {"width": 4}), ("resnet50_cifar", {"width": 4}),
     ("vgg19_cifar", {"width_mult": 0.125}), ("resnet8_tiny", {}), ("vgg_tiny", {}),
     ("tv:resnet18", {}), ("tv:mobilenet_v2", {}), ("timm:resnet10t", {}), ("timm:mobilenetv3_small_050", {}),
+    # grouped convolutions, channel split + shuffle, LayerNorm over channels, tied channels (Ghost modules)
+    ("timm:regnetx_002", {}), ("tv:shufflenet_v2_x0_5", {}), ("timm:convnext_atto", {}), ("timm:ghostnet_050", {}),
 ]
 SELECTIONS = [("global", 0.3), ("global", 0.7), ("uniform", 0.5)]
 
@@ -76,8 +78,9 @@ def test_removal_equals_masking(name, kwargs):
     assert cost.dense == dense_macs
     with torch.no_grad():
         y_dense = model(x)
+    units = {g.root: g.units for g in groups}
     for seed, (mode, ratio) in enumerate(SELECTIONS):
-        selection = select_by_ratio(score_groups(groups, "random", seed), ratio, mode)
+        selection = select_by_ratio(score_groups(groups, "random", seed), ratio, mode, units=units)
         assert selection
         removed = remove_channels(copy.deepcopy(model), selection, x).eval()
         masked = mask_channels(copy.deepcopy(model), selection, x).eval()
@@ -282,11 +285,14 @@ def test_selected_slices_and_kept_outputs():
 
 
 @pytest.mark.parametrize(("name", "kwargs"), [("resnet20", {"width": 8}), ("vgg_tiny", {}),
-                                              ("resnet18_cifar", {"width": 4})])
+                                              ("resnet18_cifar", {"width": 4}), ("tv:shufflenet_v2_x0_5", {}),
+                                              ("timm:regnetx_002", {}), ("timm:convnext_atto", {}),
+                                              ("timm:mobilenetv3_small_050", {})])
 def test_pruned_round_trip(tmp_path, name, kwargs):
     """A pruned model saved as name + channel spec + state dict reloads alone with identical outputs."""
     model, x = build(name, kwargs, seed=7)
-    selection = select_by_ratio(score_groups(channel_groups(model, x), "random", 7), 0.5)
+    groups = channel_groups(model, x)
+    selection = select_by_ratio(score_groups(groups, "random", 7), 0.5, units={g.root: g.units for g in groups})
     pruned = remove_channels(model, selection, x).eval()
     save_model(tmp_path / "model.pt", pruned, name, CIFAR, "cifar10", kwargs, "cifar10")
     loaded = load_model(tmp_path / "model.pt")
@@ -300,12 +306,17 @@ def test_pruned_round_trip(tmp_path, name, kwargs):
 
 
 def test_channel_spec_rebuilds_widths():
-    """apply_channel_spec turns a dense model into the pruned shape."""
+    """apply_channel_spec turns a dense model into the pruned shape: the layers' widths from the spec, the tensors'
+    shapes from the state dict it will load."""
     model, x = build("resnet20", {"width": 8})
     pruned = remove_channels(copy.deepcopy(model), select_by_ratio(
         score_groups(channel_groups(model, x), "random", 3), 0.6), x)
-    fresh = apply_channel_spec(create_model("resnet20", CIFAR, width=8), channel_spec(pruned))
-    assert {k: v.shape for k, v in fresh.state_dict().items()} == {k: v.shape for k, v in pruned.state_dict().items()}
+    shapes = {k: v.shape for k, v in pruned.state_dict().items()}
+    fresh = apply_channel_spec(create_model("resnet20", CIFAR, width=8), channel_spec(pruned), shapes)
+    assert conv_widths(fresh) == conv_widths(pruned)
+    fresh.load_state_dict(pruned.state_dict())
+    with torch.no_grad():
+        assert torch.equal(fresh.eval()(x), pruned.eval()(x))
 
 
 def test_load_uses_weights_only(tmp_path, monkeypatch):
@@ -368,3 +379,60 @@ def test_foreign_channel_spec_is_usage_error(tmp_path):
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(UsageError):
         load_model(tmp_path / "bad.pt")
+
+
+# --- units: channels that go together ----------------------------------------------------------------------------
+
+
+def test_grouped_convolution_units_span_every_block():
+    """A grouped conv's input group goes in units of one position per block, and a selection keeps every block the
+    same width (what the grouped conv needs to stay valid)."""
+    model, x = build("timm:regnetx_002", {})
+    groups = channel_groups(model, x)
+    grouped = [g for g in groups if len(g.units[0]) > 1]
+    assert grouped, "RegNetX has grouped convolutions"
+    for g in grouped:
+        blocks = len(g.units[0])
+        per_block = g.size // blocks
+        assert sorted(c for u in g.units for c in u) == list(range(g.size))
+        assert all(sorted(c % per_block for c in u) == [u[0] % per_block] * blocks for u in g.units)
+    selection = select_by_ratio(score_groups(groups, "l2"), 0.4, units={g.root: g.units for g in groups})
+    for g in grouped:
+        removed = selection.get(g.root, [])
+        per_block = g.size // len(g.units[0])
+        counts = [sum(1 for c in removed if c // per_block == b) for b in range(len(g.units[0]))]
+        assert len(set(counts)) == 1
+
+
+def test_ghost_modules_tie_channel_pairs():
+    """A Ghost module's output is a conv's channels followed by their depthwise transforms; where it feeds a
+    residual stream, stream channels c and c + half go together."""
+    model, x = build("timm:ghostnet_050", {})
+    tied = [g for g in channel_groups(model, x) if len(g.units[0]) == 2]
+    assert tied
+    for g in tied:
+        assert all(u[1] - u[0] == g.size // 2 for u in g.units)
+
+
+def test_cost_model_is_exact_through_splits():
+    """Through ShuffleNet's split, a group's channels reach different layers: the cost model counts each removed
+    channel where it actually goes, so any selection's MACs are predicted exactly."""
+    model, x = build("tv:shufflenet_v2_x0_5", {})
+    groups = channel_groups(model, x)
+    cost = CostModel(model, x, groups)
+    for seed in range(3):
+        selection = select_by_ratio(score_groups(groups, "random", seed), 0.5, "uniform")
+        pruned = remove_channels(copy.deepcopy(model), selection, x)
+        assert cost.macs(selection) == pytest.approx(count_macs(pruned, x), rel=1e-9)
+
+
+def test_target_selection_never_empties_a_layer():
+    """ShuffleNet's pass-through channels come from several groups: a target high enough to empty a tensor while
+    every group keeps channels is refused by the search, so every conv keeps inputs and outputs."""
+    model, x = build("tv:shufflenet_v2_x0_5", {})
+    groups = channel_groups(model, x)
+    selection = select_by_target_macs(score_groups(groups, "l2"), CostModel(model, x, groups), 4.0)
+    pruned = remove_channels(copy.deepcopy(model), selection, x).eval()
+    assert min(min(m.in_channels, m.out_channels) for m in pruned.modules() if isinstance(m, nn.Conv2d)) >= 1
+    with torch.no_grad():
+        assert torch.isfinite(pruned(x)).all()

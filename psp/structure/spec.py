@@ -1,10 +1,11 @@
 """A model's per-layer widths as plain data, and rebuilding a dense model at those widths.
 
 Like timm's pruned-model files: a pruned model is saved as the registry name, this spec and a state dict, never as
-pickled modules. Rebuilding replaces each conv, linear and BatchNorm with one of the stored size, and resets the maps
-of option-A shortcuts and channel gathers.
+pickled modules. Rebuilding sets each layer's widths, resets the maps of option-A shortcuts and channel gathers, and
+gives every parameter and buffer the shape of the state dict it will load.
 """
 
+import torch
 from torch import nn
 
 from psp.models.gather import ChannelGather
@@ -22,6 +23,8 @@ def channel_spec(model: nn.Module) -> ChannelSpec:
             spec[name] = {"in": m.in_features, "out": m.out_features}
         elif isinstance(m, nn.BatchNorm2d):
             spec[name] = {"out": m.num_features}
+        elif isinstance(m, nn.LayerNorm):
+            spec[name] = {"shape": list(m.normalized_shape)}
         elif isinstance(m, ChannelGather):
             spec[name] = {"in": m.in_channels, "index": m.index.tolist()}
         elif isinstance(m, ChannelPadShortcut):
@@ -29,25 +32,36 @@ def channel_spec(model: nn.Module) -> ChannelSpec:
     return spec
 
 
-def _resized(m: nn.Module, s: dict) -> nn.Module:
+def _resize(m: nn.Module, s: dict) -> None:
+    """Set the width attributes a forward pass reads (the module keeps its class, activation, padding, ...)."""
     if isinstance(m, nn.Conv2d):
-        return nn.Conv2d(s["in"], s["out"], m.kernel_size, m.stride, m.padding, m.dilation, s["groups"],
-                         m.bias is not None, m.padding_mode)
-    if isinstance(m, nn.Linear):
-        return nn.Linear(s["in"], s["out"], m.bias is not None)
-    if isinstance(m, nn.BatchNorm2d):
-        return nn.BatchNorm2d(s["out"], m.eps, m.momentum, m.affine, m.track_running_stats)
-    if isinstance(m, ChannelGather):
+        m.in_channels, m.out_channels, m.groups = s["in"], s["out"], s["groups"]
+    elif isinstance(m, nn.Linear):
+        m.in_features, m.out_features = s["in"], s["out"]
+    elif isinstance(m, nn.BatchNorm2d):
+        m.num_features = s["out"]
+    elif isinstance(m, nn.LayerNorm):
+        m.normalized_shape = tuple(s["shape"])
+    elif isinstance(m, ChannelGather):
         m.set_map(s["in"], s["index"])
-        return m
-    m.set_map(s["in"], s["out"], s["src"], s["dst"])
-    return m
+    else:
+        m.set_map(s["in"], s["out"], s["src"], s["dst"])
 
 
-def apply_channel_spec(model: nn.Module, spec: ChannelSpec) -> nn.Module:
-    """Resize ``model``'s layers in place to the widths in ``spec``; raises ``KeyError`` on a foreign spec."""
+def apply_channel_spec(model: nn.Module, spec: ChannelSpec, shapes: dict[str, torch.Size]) -> nn.Module:
+    """Resize ``model`` in place to the widths in ``spec`` and its parameters and buffers to ``shapes`` (those of
+    the state dict to be loaded; a pruned model can hold tensors outside any layer, such as a layer scale).
+    Raises ``KeyError`` or ``AttributeError`` on a foreign spec."""
     for name, s in spec.items():
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name)
-        setattr(parent, child, _resized(parent.get_submodule(child), s))
+        _resize(model.get_submodule(name), s)
+    for key, shape in shapes.items():
+        owner, _, attr = key.rpartition(".")
+        module = model.get_submodule(owner)
+        tensor = getattr(module, attr)
+        if tensor is None or tensor.shape == shape:
+            continue
+        if isinstance(tensor, nn.Parameter):
+            setattr(module, attr, nn.Parameter(tensor.new_empty(shape), requires_grad=tensor.requires_grad))
+        else:
+            module._buffers[attr] = tensor.new_empty(shape)
     return model
