@@ -7,8 +7,9 @@ importance, global ranking, as ``psp prune --target-macs 2``), remove the channe
 another, and compare the two on random images. ``tests/test_coverage.py`` holds every model to the outcome recorded
 in the README table, which this script writes:
 
-    python benchmarks/structure_coverage.py --readme README.md --out results/coverage.json
+    python benchmarks/structure_coverage.py --out results/reference/coverage/coverage.json --readme README.md
     python benchmarks/structure_coverage.py --models tv:resnet18 timm:convnext_atto     # print only
+    python benchmarks/structure_coverage.py --outcomes results/reference/coverage/coverage.json --readme README.md
 """
 
 import argparse
@@ -58,10 +59,11 @@ def matrix() -> list[tuple[str, str]]:
 
 
 def smallest_size(name: str) -> tuple[torch.nn.Module, int]:
-    """The model (random weights, seed 0) built at the first of ``SIZES`` a blank image passes through."""
+    """The model (random weights, seed 0) and the first of ``SIZES`` a blank image passes through it at
+    (torchvision and timm models are built the same for every image size: built once, tried at each)."""
+    torch.manual_seed(0)
+    model = create_model(name, DataSpec("coverage", 3, SIZES[0], 10)).eval()
     for size in SIZES:
-        torch.manual_seed(0)
-        model = create_model(name, DataSpec("coverage", 3, size, 10)).eval()
         try:
             with torch.no_grad():
                 model(torch.zeros(1, 3, size, size))
@@ -134,22 +136,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", help="only these (default: the whole matrix)")
     p.add_argument("--readme", type=Path, help="rewrite the coverage table in this README")
     p.add_argument("--out", type=Path, help="write the outcomes as JSON")
+    p.add_argument("--outcomes", type=Path, help="render a saved run's JSON instead of running (with --readme)")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    family = dict((name, fam) for fam, name in matrix())
-    names = args.models or list(family)
-    rows = []
-    for name in names:
-        row = {"family": family.get(name, "other")} | outcome(name)
-        rows.append(row)
-        print(f"{name:40s} {row['size']:4d}px {row['seconds']:6.1f}s {markdown([row]).splitlines()[-1]}",
-              flush=True)
+    family = {name: fam for fam, name in matrix()}
+    if args.outcomes:
+        rows = json.loads(args.outcomes.read_text())
+    else:
+        rows = []
+        for name in args.models or list(family):
+            row = {"family": family.get(name, "other")} | outcome(name)
+            rows.append(row)
+            print(f"{name:40s} {row['size']:4d}px {row['seconds']:6.1f}s {markdown([row]).splitlines()[-1]}",
+                  flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=1))
     if args.readme:
-        if args.models:
+        if args.models and not args.outcomes:
             sys.exit("--readme needs the whole matrix (no --models)")
         write_readme(args.readme, rows)
     return 0

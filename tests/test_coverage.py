@@ -63,34 +63,43 @@ def test_prunes_to_target_or_is_refused(name):
         assert reason.startswith(f"model {name} cannot be pruned: ") and "\n" not in reason
 
 
-def _foreign_checkpoint(tmp_path: Path, name: str) -> Path:
+def _foreign_checkpoint(tmp_path: Path, name: str, size: int) -> Path:
     """A plain state dict of ``name`` for 1-channel, 10-class images (what a user brings from elsewhere)."""
     torch.manual_seed(0)
     path = tmp_path / f"{name.replace(':', '_')}.pt"
-    torch.save(create_model(name, DataSpec("mnist5k", 1, 32, 10)).state_dict(), path)
+    torch.save(create_model(name, DataSpec("mnist5k", 1, size, 10)).state_dict(), path)
     return path
 
 
-def _prune(tmp_path: Path, name: str, method: str) -> subprocess.CompletedProcess:
+def _prune(tmp_path: Path, name: str, method: str, size: int = 32, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "psp", "prune", "--method", method, "--model", name, "--data", "mnist5k",
-         "--image-size", "32", "--checkpoint", str(_foreign_checkpoint(tmp_path, name)), "--target-macs", "2",
-         "--latency-repeats", "0", "--samples", "16", "--out", str(tmp_path / "run")],
+         "--normalize", "mnist", "--image-size", str(size),
+         "--checkpoint", str(_foreign_checkpoint(tmp_path, name, size)), "--target-macs", "2",
+         "--latency-repeats", "0", "--samples", "16", "--out", str(tmp_path / "run"), *extra],
         capture_output=True, text=True, timeout=300)
 
 
 def test_cli_refuses_before_any_work(tmp_path):
-    result = _prune(tmp_path, "tv:shufflenet_v2_x0_5", "psp")
+    result = _prune(tmp_path, "tv:swin_t", "psp", 64)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "tv:shufflenet_v2_x0_5" in lines[0] and "channel shuffle" in lines[0]
+    assert len(lines) == 1 and "tv:swin_t" in lines[0] and "ShiftedWindowAttention" in lines[0]
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
-def test_cli_prunes_grouped_convolutions_to_target(tmp_path):
-    result = _prune(tmp_path, "timm:regnetx_002", "l1")
+@pytest.mark.parametrize(("name", "method", "extra"), [
+    ("timm:regnetx_002", "oneshot", ()),
+    ("tv:shufflenet_v2_x0_5", "psp", ("--penalty-epochs", "1", "--rec-epochs", "1"))])
+def test_cli_prunes_to_target(tmp_path, name, method, extra):
+    """Grouped convolutions (RegNetX) and channel gathers (ShuffleNet, through PSP's penalty and reconstruction)
+    reach the target from the command line, and the pruned model reloads."""
+    result = _prune(tmp_path, name, method, 32, *extra)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert abs(metrics["macs_reduction"] / TARGET - 1) <= TARGET_TOLERANCE
     assert metrics["image_size"] == 32 and metrics["image_size_native"] == 28
+    evaluated = subprocess.run([sys.executable, "-m", "psp", "eval", "--checkpoint", str(tmp_path / "run/model.pt"),
+                                "--latency-repeats", "0"], capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr
