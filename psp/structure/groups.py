@@ -125,7 +125,7 @@ def _dragged(graph: tp.DependencyGraph, root: nn.Module, idxs: list[int]) -> set
     """The root layer's output channels that removing ``idxs`` of them removes."""
     out_fn = graph.get_pruner_of_module(root).prune_out_channels
     return {i for dep, dep_idxs in graph.get_pruning_group(root, out_fn, idxs)
-            if dep.target.module is root and dep.handler == out_fn for i in dep_idxs}
+            if dep.target.module is root and graph.is_out_channel_pruning_fn(dep.handler) for i in dep_idxs}
 
 
 def group_for(graph: tp.DependencyGraph, model: nn.Module, root: str, idxs: list[int]) -> tp.dependency.Group:

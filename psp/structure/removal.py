@@ -52,7 +52,7 @@ def selected_slices(model: nn.Module, selection: Selection,
                     yield layer.weight, 0, index
             elif fn in (tp.prune_conv_in_channels, tp.prune_linear_in_channels):
                 if isinstance(layer, nn.Conv2d) and layer.groups > 1:
-                    continue  # grouped conv input follows its output group; handled as its output
+                    continue  # a grouped conv reads a channel in one block of rows, not a column: left unpenalised
                 yield layer.weight, 1, index
 
 

@@ -9,6 +9,7 @@ When that fails, the group at fault is found and named with the constructs it pa
 """
 
 import copy
+import re
 
 import torch
 import torch_pruning as tp
@@ -108,7 +109,7 @@ def _constructs(group: ChannelGroup) -> str:
         if isinstance(module, _PLAIN) and type(module).forward in {c.forward for c in _PLAIN}:
             continue
         if isinstance(module, tp.ops._ElementWiseOp):
-            op = str(module._grad_fn).removeprefix("torch::autograd::").removesuffix("Backward0")
+            op = re.sub(r"Backward\d*$", "", str(module._grad_fn).removeprefix("torch::autograd::"))
             if op.lower() not in _POINTWISE:
                 kinds.setdefault(op)
         else:
@@ -118,9 +119,9 @@ def _constructs(group: ChannelGroup) -> str:
 
 _POINTWISE = {"relu", "relu6", "add", "mul", "div", "sub", "sigmoid", "hardsigmoid", "hardswish", "silu", "gelu",
               "clamp", "tanh", "mean", "nativebatchnorm", "cudnnbatchnorm", "nativelayernorm", "t", "permute",
-              "meanbackward1", "mean1", "adaptiveavgpool2d", "avgpool2d", "maxpool2dwithindices", "leakyrelu",
-              "elu", "mish", "neg", "exp", "softplus", "hardtanh", "cat", "clone", "addmm", "mm", "squeeze",
-              "unsqueeze", "convolution", "mkldnnconvolution", "threshold"}
+              "adaptiveavgpool2d", "avgpool2d", "maxpool2dwithindices", "leakyrelu", "elu", "mish", "neg", "exp",
+              "softplus", "hardtanh", "cat", "clone", "addmm", "mm", "squeeze", "unsqueeze", "convolution",
+              "mkldnnconvolution", "threshold"}
 
 
 _TRACERS = {"update_reshape_index_mapping": "a reshape across channels (such as a channel shuffle)",
