@@ -50,10 +50,15 @@ class PruneContext:
         groups = channel_groups(model, self.example)
         scores = score_groups(groups, s.importance, s.seed)
         units = {g.root: g.units for g in groups}
+        cost = CostModel(model, self.example, groups)
         if s.target_macs is not None:
-            return select_by_target_macs(scores, CostModel(model, self.example, groups), s.target_macs, s.selection,
-                                         s.min_channels, s.round_to, units)
-        return select_by_ratio(scores, s.ratio, s.selection, s.min_channels, s.round_to, units)
+            return select_by_target_macs(scores, cost, s.target_macs, s.selection, s.min_channels, s.round_to, units)
+        selection = select_by_ratio(scores, s.ratio, s.selection, s.min_channels, s.round_to, units)
+        emptied = cost.emptied(selection)
+        if emptied:  # a tensor several groups feed (ShuffleNet's) can lose every channel while each group keeps some
+            raise UsageError(f"ratio {s.ratio} would remove every channel of layer {emptied}; use a lower ratio or "
+                             f"--target-macs")
+        return selection
 
 
 @dataclass

@@ -436,3 +436,23 @@ def test_target_selection_never_empties_a_layer():
     assert min(min(m.in_channels, m.out_channels) for m in pruned.modules() if isinstance(m, nn.Conv2d)) >= 1
     with torch.no_grad():
         assert torch.isfinite(pruned(x)).all()
+
+
+def test_ratio_selection_that_empties_a_layer_is_refused():
+    """By ratio, ShuffleNet's pass-through tensor can lose every channel while each group keeps some: the shared
+    selection rule refuses in one line naming the layer, and the cost model finds it."""
+    from psp.methods import PruneContext
+    from psp.settings import PruneSettings
+
+    model, x = build("tv:shufflenet_v2_x0_5", {})
+    groups = channel_groups(model, x)
+    cost = CostModel(model, x, groups)
+    scores = score_groups(groups, "l2")
+    emptying = [r for r in (0.7, 0.8, 0.9) if cost.emptied(select_by_ratio(scores, r))]
+    assert emptying, "some global ratio empties a ShuffleNet layer"
+    assert cost.emptied(select_by_ratio(scores, 0.2)) is None
+    ctx = PruneContext(model=model, example=x[:1], settings=PruneSettings(ratio=emptying[0]),
+                       device=torch.device("cpu"), normalize=(torch.zeros(3), torch.ones(3)),
+                       calibration=lambda: torch.empty(0))
+    with pytest.raises(UsageError, match=r"would remove every channel of layer \S+; use a lower ratio"):
+        ctx.select()

@@ -35,6 +35,7 @@ class CostModel:
     def __init__(self, model: nn.Module, example: torch.Tensor, groups: list[ChannelGroup]) -> None:
         measured = layer_macs(model, example)
         layers = [(n, m) for n, m in model.named_modules() if n in measured]
+        self._names = [n for n, _ in layers]
         position = {m: i for i, (_, m) in enumerate(layers)}
         self._macs = torch.tensor([measured[n] for n, _ in layers], dtype=torch.float64)
         self._in = torch.tensor([m.in_channels if isinstance(m, nn.Conv2d) else m.in_features for _, m in layers],
@@ -61,12 +62,21 @@ class CostModel:
 
     def macs(self, removed: Mapping[str, Sequence[int]]) -> float:
         """MACs with the listed channels of each group (by root layer) removed."""
+        return self._total(*self._cuts(removed))
+
+    def emptied(self, removed: Mapping[str, Sequence[int]]) -> str | None:
+        """The first layer the listed channels leave without inputs or outputs, if any."""
+        cut_out, cut_in = self._cuts(removed)
+        empty = (cut_out >= self._out) | ((cut_in >= self._in) & ~self._depthwise)
+        return self._names[int(empty.nonzero()[0])] if empty.any() else None
+
+    def _cuts(self, removed: Mapping[str, Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         cut_out, cut_in = torch.zeros_like(self._macs), torch.zeros_like(self._macs)
         for root, idxs in removed.items():
             index = torch.tensor(list(idxs), dtype=torch.long)
             for layer, on_out, per_root in self._effects[self._roots[root]]:
                 (cut_out if on_out else cut_in)[layer] += per_root[index].sum()
-        return self._total(cut_out, cut_in)
+        return cut_out, cut_in
 
     def rank(self, order: Mapping[str, Sequence[int]]) -> None:
         """Fix the order in which each group's channels go, for ``macs_of_counts``."""
