@@ -11,12 +11,19 @@ from psp.structure.groups import build_graph, group_for, widths_fixed
 from psp.structure.selection import Selection
 
 
+def _selected_groups(model: nn.Module, selection: Selection, example: torch.Tensor,
+                     graph: tp.DependencyGraph | None = None) -> tuple[tp.DependencyGraph, list[tp.dependency.Group]]:
+    """``model``'s graph and the group of each selected root, cut down to its selected channels (all in the
+    unpruned model's coordinates: nothing is removed while they are built)."""
+    graph = graph or build_graph(model, example)
+    with widths_fixed(graph):
+        return graph, [group_for(graph, model, root, idxs) for root, idxs in selection.items() if idxs]
+
+
 def remove_channels(model: nn.Module, selection: Selection, example: torch.Tensor,
                     graph: tp.DependencyGraph | None = None) -> nn.Module:
     """Remove the selected channels from ``model`` in place and return it (``graph``: ``model``'s own, if built)."""
-    graph = graph or build_graph(model, example)
-    with widths_fixed(graph):
-        groups = [group_for(graph, model, root, idxs) for root, idxs in selection.items() if idxs]
+    graph, groups = _selected_groups(model, selection, example, graph)
     # Every group's indices are in the unpruned model's coordinates, so each layer is cut once, by the union of what
     # all groups cut from it: pruning group by group would need Torch-Pruning to redo every concat offset between
     # groups (minutes on a DenseNet-201).
@@ -39,9 +46,7 @@ def selected_slices(model: nn.Module, selection: Selection,
     Conv/linear output rows (dim 0), consumer input columns (dim 1) and BatchNorm scales (dim 0): the weights PSP's
     phase 1 drives to zero.
     """
-    graph = build_graph(model, example)
-    with widths_fixed(graph):
-        groups = [group_for(graph, model, root, idxs) for root, idxs in selection.items()]
+    _, groups = _selected_groups(model, selection, example)
     for group in groups:
         for dep, dep_idxs in group:
             layer, fn = dep.target.module, dep.handler
@@ -64,9 +69,7 @@ def mask_channels(model: nn.Module, selection: Selection, example: torch.Tensor)
     over channels take its statistics over the kept channels only: the dense model's output then equals the output
     of the model with those channels removed (the correctness invariant of the removal).
     """
-    graph = build_graph(model, example)
-    with widths_fixed(graph):
-        groups = [group_for(graph, model, root, idxs) for root, idxs in selection.items()]
+    graph, groups = _selected_groups(model, selection, example)
     normed: dict[nn.LayerNorm, set[int]] = {}
     for group in groups:
         for dep, dep_idxs in group:
@@ -126,9 +129,7 @@ def _zero_inputs(layer: nn.Module, idxs: list[int]) -> None:
 def kept_outputs(model: nn.Module, selection: Selection, example: torch.Tensor) -> dict[str, torch.Tensor]:
     """For each conv, linear and BatchNorm layer of the unpruned ``model`` whose outputs a selection shrinks, the
     original indices of the output channels that survive (targets for reconstructing the pruned model)."""
-    graph = build_graph(model, example)
-    with widths_fixed(graph):
-        groups = [group_for(graph, model, root, idxs) for root, idxs in selection.items()]
+    _, groups = _selected_groups(model, selection, example)
     removed: dict[str, set[int]] = {}
     names = {m: n for n, m in model.named_modules()}
     for group in groups:
