@@ -47,17 +47,20 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
 @torch.no_grad()
 def accuracy(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
              device: torch.device | str = "cpu") -> dict[str, float]:
-    """Top-1 and top-5 accuracy as fractions in [0, 1] (top-5 equals 1 when there are at most 5 classes)."""
+    """Top-1 and top-5 accuracy as fractions in [0, 1] (top-5 equals 1 when there are at most 5 classes).
+
+    The counts stay on the device until the end: one host synchronisation per evaluation, not per batch."""
     model.eval()
-    correct1 = correct5 = total = 0
+    correct1 = correct5 = torch.zeros((), dtype=torch.long, device=device)
+    total = 0
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         logits = model(x)
         k = min(5, logits.shape[1])
         top = logits.topk(k, dim=1).indices
-        correct1 += (top[:, 0] == y).sum().item()
-        correct5 += (top == y[:, None]).any(dim=1).sum().item()
+        correct1 = correct1 + (top[:, 0] == y).sum()
+        correct5 = correct5 + (top == y[:, None]).any(dim=1).sum()
         total += y.numel()
     if total == 0:
         raise ValueError("no test images to evaluate")
-    return {"top1": correct1 / total, "top5": correct5 / total, "test_images": total}
+    return {"top1": correct1.item() / total, "top5": correct5.item() / total, "test_images": total}

@@ -6,6 +6,8 @@ import os
 import platform
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -25,6 +27,18 @@ def configure(threads: int | None, seed: int, device: str = "auto") -> torch.dev
     if resolved.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return resolved
+
+
+@contextmanager
+def full_precision() -> Iterator[None]:
+    """float32 computed as float32 on a GPU (TF32 off for convolutions and matrix products), for checks that compare
+    two computations: cuDNN picks other kernels for layers of other widths, and in TF32 they differ by about 1e-3."""
+    flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

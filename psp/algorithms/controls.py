@@ -71,7 +71,7 @@ def fit_on_calibration(model: nn.Module, images: torch.Tensor, batch_loss: Batch
     generator = torch.Generator().manual_seed(settings.seed * 100 + 2)
     rows = []
     for epoch in range(recovery_epochs(settings)):
-        order = torch.randperm(len(images), generator=generator)
+        order = torch.randperm(len(images), generator=generator).to(images.device)
         total = 0.0
         for start in range(0, len(images), settings.batch_size):
             idx = order[start:start + settings.batch_size]

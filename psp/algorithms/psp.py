@@ -44,7 +44,7 @@ def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, lay
     rows = []
     for epoch in range(epochs):
         strength = settings.reg + epoch * settings.reg_growth
-        order = torch.randperm(len(images), generator=generator)
+        order = torch.randperm(len(images), generator=generator).to(images.device)
         total, start_time = 0.0, time.perf_counter()
         for start in range(0, len(images), settings.batch_size):
             idx = order[start:start + settings.batch_size]

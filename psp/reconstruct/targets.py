@@ -33,7 +33,8 @@ class TargetStore:
         n = len(self.images)
         self.cached = {}
         for start in range(0, n, self.batch_size):
-            for name, out in self._compute(torch.arange(start, min(start + self.batch_size, n))).items():
+            for name, out in self._compute(torch.arange(start, min(start + self.batch_size, n),
+                                                        device=self.images.device)).items():
                 if name not in self.cached:
                     self.cached[name] = out.new_empty((n, *out.shape[1:]))
                 self.cached[name][start:start + len(out)] = out

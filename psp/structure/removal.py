@@ -50,10 +50,11 @@ def selected_slices(model: nn.Module, selection: Selection,
     for group in groups:
         for dep, dep_idxs in group:
             layer, fn = dep.target.module, dep.handler
-            index = torch.tensor(dep_idxs, dtype=torch.long)
+            index = torch.tensor(dep_idxs, dtype=torch.long, device=layer.weight.device) \
+                if getattr(layer, "weight", None) is not None else None
             if fn in (tp.prune_conv_out_channels, tp.prune_linear_out_channels,
                       tp.prune_depthwise_conv_out_channels, tp.prune_batchnorm_out_channels):
-                if getattr(layer, "weight", None) is not None:
+                if index is not None:
                     yield layer.weight, 0, index
             elif fn in (tp.prune_conv_in_channels, tp.prune_linear_in_channels):
                 if isinstance(layer, nn.Conv2d) and layer.groups > 1:
@@ -79,7 +80,7 @@ def mask_channels(model: nn.Module, selection: Selection, example: torch.Tensor)
             elif fn == tp.prune_layernorm_out_channels:
                 normed.setdefault(layer, set()).update(dep_idxs)
             elif isinstance(layer, ChannelPadShortcut) and fn == graph.get_pruner_of_module(layer).prune_in_channels:
-                keep = ~torch.isin(layer.src, torch.tensor(dep_idxs, dtype=torch.long))
+                keep = ~torch.isin(layer.src, torch.tensor(dep_idxs, dtype=torch.long, device=layer.src.device))
                 layer.src, layer.dst = layer.src[keep], layer.dst[keep]
     parents = {child: (parent, name) for parent in model.modules() for name, child in parent.named_children()}
     for norm, gone in normed.items():
@@ -104,7 +105,9 @@ class KeptChannelNorm(nn.Module):
             raise ValueError(f"{type(norm).__name__}: which dimension it normalises is unknown")
         self.norm = norm
         width = norm.normalized_shape[0]
-        self.register_buffer("keep", torch.tensor([c for c in range(width) if c not in removed], dtype=torch.long))
+        device = next(norm.parameters(), torch.empty(0)).device
+        self.register_buffer("keep", torch.tensor([c for c in range(width) if c not in removed], dtype=torch.long,
+                                                  device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kept = x.index_select(self.dim, self.keep).movedim(self.dim, -1)
@@ -142,5 +145,6 @@ def kept_outputs(model: nn.Module, selection: Selection, example: torch.Tensor) 
     for name, gone in removed.items():
         layer = model.get_submodule(name)
         width = layer.num_features if isinstance(layer, nn.BatchNorm2d) else layer.weight.shape[0]
-        kept[name] = torch.tensor([c for c in range(width) if c not in gone], dtype=torch.long)
+        kept[name] = torch.tensor([c for c in range(width) if c not in gone], dtype=torch.long,
+                                  device=layer.weight.device)
     return kept
