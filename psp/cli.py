@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=_positive_int, default=128)
     train.add_argument("--normalize")
     train.add_argument("--out", required=True, type=Path)
+    train.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                       help="bfloat16 autocast on CUDA (default: on; ignored on CPU)")
+    train.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                       help="model and batches in channels-last memory format (default: on CUDA only)")
     _image_size(train)
     _common(train)
 
@@ -220,7 +224,8 @@ def _run(args: argparse.Namespace) -> None:
 
         check_model_name(args.model)
         metrics = pipeline.train_run(args.model, args.data, args.epochs, args.seed, args.out, opts,
-                                     TrainSettings(lr=args.lr, batch_size=args.batch_size), args.normalize,
+                                     TrainSettings(lr=args.lr, batch_size=args.batch_size, amp=args.amp,
+                                                   channels_last=args.channels_last), args.normalize,
                                      image_size=args.image_size)
     elif args.command == "eval":
         if args.model:

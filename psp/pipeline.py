@@ -33,7 +33,7 @@ from psp.models.input_size import check_input_size
 from psp.runtime import atomic_write_bytes, atomic_write_text, configure, provenance, settings_hash, write_json
 from psp.settings import PruneSettings
 from psp.structure.support import check_prunable
-from psp.train import TrainSettings, train_model
+from psp.train import TrainSettings, resolve_settings, train_model
 
 log = logging.getLogger("psp")
 
@@ -140,7 +140,7 @@ def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opt
     metrics = evaluate(model, bundle, normalize, device, opts)
     metrics |= {"model": model_name, "data": data, **image_sizes(bundle), "epochs": epochs, "seed": seed,
                 "normalize": normalize, "seconds": seconds, "final_loss": history[-1]["loss"] if history else None,
-                "settings": {k: v for k, v in vars(settings).items()}, **provenance(device)}
+                "settings": vars(resolve_settings(settings, device)), **provenance(device)}
     save_model(out / "model.pt", model, model_name, bundle.spec, normalize, model_kwargs, data)
     if history:
         atomic_write_text(out / "train_log.csv", _csv(history))

@@ -3,14 +3,16 @@
 SGD with Nesterov momentum 0.9, weight decay 5e-4, a cosine learning-rate schedule per step, seeded shuffling and
 augmentation (random crop and, for colour images, horizontal flip). A hook between the backward pass and the step
 lets regularised baselines (GReg, DepGraph) shape the gradients. With a ``state_path`` the training state is saved
-after every epoch and a rerun resumes from it: a base model of 200 epochs survives a killed or pre-empted job.
+after every epoch and a rerun resumes from it: a base model of 200 epochs survives a killed or pre-empted job. On
+CUDA the model trains in channels-last layout (and with bfloat16 autocast when ``amp`` is set), and no step waits for
+the device: the loss is read once per epoch.
 """
 
 import io
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -35,6 +37,15 @@ class TrainSettings:
     weight_decay: float = 5e-4
     subset: int | None = None  # train on the first N images of a seeded permutation of the split
     amp: bool = False  # bfloat16 autocast on CUDA (ignored on CPU)
+    channels_last: bool | None = None  # model and batches in channels-last memory format; None: on CUDA only
+
+
+def resolve_settings(settings: TrainSettings, device: torch.device) -> TrainSettings:
+    """The settings as they run on ``device`` (what metrics.json records): autocast only on CUDA, channels-last
+    decided."""
+    cuda = torch.device(device).type == "cuda"
+    channels_last = cuda if settings.channels_last is None else settings.channels_last
+    return replace(settings, amp=settings.amp and cuda, channels_last=channels_last)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -71,7 +82,10 @@ def train_model(model: nn.Module, dataset: Dataset, normalize: tuple[torch.Tenso
     """Train in place; returns one ``{"epoch", "loss"}`` row per epoch. ``state_path``: save the state there after
     every epoch and resume from it if a previous run with the same settings and seed left one."""
     device = torch.device(device)
+    settings = resolve_settings(settings, device)
     model.to(device).train()
+    if settings.channels_last:
+        model.to(memory_format=torch.channels_last)
     indices = None
     n = min(settings.subset, len(dataset)) if settings.subset else len(dataset)
     if n < len(dataset):
@@ -86,11 +100,15 @@ def train_model(model: nn.Module, dataset: Dataset, normalize: tuple[torch.Tenso
     key = asdict(settings) | {"seed": seed}
     start, history = _resume(state_path, key, model, optimizer, schedule) if state_path else (0, [])
     for epoch in range(start, settings.epochs):
-        running, seen = 0.0, 0
+        # The loss sum stays on the device (float64, as the Python float it replaces): read once per epoch, so the
+        # host never waits for a step.
+        running, seen = torch.zeros((), dtype=torch.float64, device=device), 0
         stream = batches(dataset, settings.batch_size, normalize, device, shuffle=True, seed=seed * 1000 + epoch,
                          augment=True, indices=indices)
         for step, (x, y) in enumerate(progress(stream, total=steps_per_epoch, desc=f"{what} epoch {epoch + 1}")):
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.amp and device.type == "cuda"):
+            if settings.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=settings.amp):
                 loss = criterion(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -98,13 +116,15 @@ def train_model(model: nn.Module, dataset: Dataset, normalize: tuple[torch.Tenso
                 gradient_hook(model, epoch, step)
             optimizer.step()
             schedule.step()
-            running += loss.item() * len(y)
+            running += loss.detach().double() * len(y)
             seen += len(y)
-        mean = running / max(seen, 1)
+        mean = running.item() / max(seen, 1)
         if not math.isfinite(mean):
             raise NonFiniteLoss(f"{what}: loss became {mean} in epoch {epoch + 1}")
         history.append({"epoch": epoch + 1, "loss": mean})
         log.info("%s epoch %d/%d: loss %.4f", what, epoch + 1, settings.epochs, mean)
         if state_path:
             _save_state(state_path, key, epoch + 1, model, optimizer, schedule, history)
+    if settings.channels_last:  # hand the model back in the layout everything downstream expects
+        model.to(memory_format=torch.contiguous_format)
     return history

@@ -15,6 +15,15 @@ BASE_MODEL = "resnet8_tiny"
 BASE_EPOCHS = 3
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory):
+    """Decoded-image caches go to a folder of this session (subprocesses inherit it), never the home folder."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PSP_CACHE_DIR", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def mnist():
     """The embedded mnist5k bundle (loaded once; tests must not modify it)."""

@@ -21,9 +21,10 @@ from structure_coverage import README_END, README_START, TARGET, markdown, matri
 from psp.data.spec import DataSpec  # noqa: E402
 from psp.models import create_model  # noqa: E402
 from psp.structure.selection import TARGET_TOLERANCE  # noqa: E402
-from psp.structure.support import TOLERANCE  # noqa: E402
 
 RECORDED = {r["model"]: r for r in json.loads((ROOT / "results/reference/coverage/coverage.json").read_text())}
+# Removed vs masked on this CPU, in float32: reorderings only (the probe's own TOLERANCE is wider, for GPU kernels).
+CPU_EXACT = 1e-4
 SLOW_SECONDS = 10  # members that took longer in the recorded run are marked slow (they still run in CI)
 
 
@@ -57,7 +58,7 @@ def test_prunes_to_target_or_is_refused(name):
     assert got["status"] == RECORDED[name]["status"], got.get("reason")
     if got["status"] == "pruned":
         assert abs(got["reduction"] / TARGET - 1) <= TARGET_TOLERANCE
-        assert got["difference"] <= TOLERANCE
+        assert got["difference"] <= CPU_EXACT
     else:
         reason = got["reason"]
         assert reason.startswith(f"model {name} cannot be pruned: ") and "\n" not in reason

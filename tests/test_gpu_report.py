@@ -2,6 +2,7 @@
 passes when the devices agree, and fails naming the disagreement when the exact method's selection differs."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -59,3 +60,32 @@ def test_a_method_missing_on_one_device_fails(oneshot_run, tmp_path):
     shutil.copytree(oneshot_run, tmp_path / "cuda" / "oneshot")
     result = report(tmp_path)
     assert result.returncode == 1 and "missing on one device: oneshot" in result.stdout
+
+
+def test_gpu_check_names_what_it_needs(tmp_path):
+    """benchmarks/gpu_check.sh assumes no ../shared: run from another folder without its inputs, it stops in one line
+    naming them; with them, on a machine without CUDA, it stops naming that."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PSP_")} | {"PYTHON": sys.executable}
+    script = str(ROOT / "benchmarks" / "gpu_check.sh")
+    result = subprocess.run(["bash", script, str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1 and "set PSP_CHECKPOINT" in result.stderr
+    checkpoint = tmp_path / "resnet56.th"
+    checkpoint.write_bytes(b"")
+    env |= {"PSP_CHECKPOINT": str(checkpoint), "PSP_DATA": f"imagefolder:{tmp_path / 'nowhere'}"}
+    result = subprocess.run(["bash", script, str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1 and "nowhere does not exist (PSP_DATA)" in result.stderr
+    if torch_sees_cuda():
+        return
+    env["PSP_DATA"] = "mnist5k"
+    result = subprocess.run(["bash", script, str(tmp_path / "out")], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1 and "no CUDA device visible" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def torch_sees_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

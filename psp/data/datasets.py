@@ -33,11 +33,15 @@ class TensorImages(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def scaled(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored uint8 images (on any device) as floats in [0, 1]: the loaders convert a batch where it lives."""
+        return x.float() / 255
+
     def image(self, i: int) -> torch.Tensor:
-        return self.images[i].float() / 255
+        return self.scaled(self.images[i])
 
     def images_at(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.images[idx].float() / 255
+        return self.scaled(self.images[idx])
 
     def label(self, i: int) -> int:
         return int(self.labels[i])
@@ -47,7 +51,8 @@ class TensorImages(Dataset):
 
 
 class FolderImages(Dataset):
-    """An ImageFolder split decoded lazily (JPEG/PNG), resized ImageNet-style when images are large.
+    """An ImageFolder split decoded lazily (JPEG/PNG), resized ImageNet-style when images are large; a split of
+    small images is decoded once into a cached in-memory tensor instead (:mod:`psp.data.decoded`).
 
     Items are augmented for training only when images are large (random resized crops); ``image(i)`` is always the
     deterministic view.
@@ -61,7 +66,7 @@ class FolderImages(Dataset):
             folder = ImageFolder(str(root))
         except FileNotFoundError:
             raise UsageError(f"no images under {root}; expected {root}/<class>/<image>") from None
-        self.samples, self.classes = folder.samples, folder.classes
+        self.root, self.samples, self.classes = root, folder.samples, folder.classes
         self.loader = folder.loader
         side = max(self.loader(self.samples[0][0]).size)
         large = side > LARGE_IMAGE
@@ -170,8 +175,10 @@ def load_data(arg: str, download: bool = False) -> DataBundle:
         return _mnist5k()
     if kind in ("cifar10", "cifar100"):
         return _cifar(kind, root, download)
+    from psp.data.decoded import small_images_decoded
+
     train_dir, test_dir = _folder_splits(root)
-    train, test = FolderImages(train_dir, train=True), FolderImages(test_dir, train=False)
+    train, test = (small_images_decoded(FolderImages(d, train=d == train_dir)) for d in (train_dir, test_dir))
     if train.classes != test.classes:
         raise UsageError(f"data root {root}: train/ and {test_dir.name}/ have different class folders")
     return DataBundle(DataSpec("imagefolder", 3, test.image_size, len(train.classes)), train, test, "imagenet")

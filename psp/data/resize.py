@@ -24,14 +24,15 @@ class ResizedTensorImages(TensorImages):
     resized copy of the split is held (CIFAR-10's training split at 224×224 would take 7.5 GB)."""
 
     def __init__(self, base: TensorImages, size: int) -> None:
+        base = base.base if isinstance(base, ResizedTensorImages) else base
         super().__init__(base.images, base.labels)
-        self.size = size
+        self.base, self.size = base, size
+
+    def scaled(self, x: torch.Tensor) -> torch.Tensor:
+        return resize_images(self.base.scaled(x), self.size)
 
     def image(self, i: int) -> torch.Tensor:
-        return resize_images(super().image(i)[None], self.size)[0]
-
-    def images_at(self, idx: torch.Tensor) -> torch.Tensor:
-        return resize_images(super().images_at(idx), self.size)
+        return self.scaled(self.images[i][None])[0]
 
 
 class ResizedImages(Dataset):
@@ -55,7 +56,7 @@ class ResizedImages(Dataset):
 
 
 def _resized(split: Dataset, size: int) -> Dataset:
-    if isinstance(split, TensorImages):  # a ResizedTensorImages too: it holds the images as stored
+    if isinstance(split, TensorImages):  # a ResizedTensorImages too: it resizes its base's images
         return ResizedTensorImages(split, size)
     return ResizedImages(split.base if isinstance(split, ResizedImages) else split, size)
 
