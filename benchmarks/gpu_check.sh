@@ -30,6 +30,8 @@ CUDA_METHODS=(psp psp_no_penalty psp_no_balance psp_no_rec psp_plus psp_fast one
 CPU_METHODS=(oneshot psp)
 PAPER_MODELS=(vgg19_cifar resnet50_cifar resnet18_cifar)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# The built-in methods are entry points of the installed package; a checkout on PYTHONPATH names them instead.
+export PSP_METHOD_MODULES="${PSP_METHOD_MODULES:-psp.algorithms,baselines}"
 
 fail() { echo "gpu_check: FAILED: $*" >&2; exit 1; }
 

@@ -23,11 +23,11 @@ import torch
 
 from psp.data.spec import DataSpec, example_input
 from psp.errors import UsageError
-from psp.methods import PruneContext
 from psp.metrics import count_macs
 from psp.models import create_model
 from psp.settings import PruneSettings
 from psp.structure.removal import mask_channels, remove_channels
+from psp.structure.selection import select_channels
 from psp.structure.support import Unsupported, check_prunable
 
 TARGET = 2.0
@@ -83,10 +83,7 @@ def outcome(name: str) -> dict:
         check_prunable(model, example, name)
     except Unsupported as e:
         return result | {"status": "refused", "reason": str(e), "seconds": time.perf_counter() - start}
-    ctx = PruneContext(model=model, example=example, settings=PruneSettings(target_macs=TARGET),
-                       device=torch.device("cpu"), normalize=(torch.zeros(3), torch.ones(3)),
-                       calibration=lambda: torch.empty(0))
-    selection = ctx.select()
+    selection = select_channels(model, example, PruneSettings(target_macs=TARGET))
     masked = mask_channels(copy.deepcopy(model), selection, example).eval()
     pruned = remove_channels(copy.deepcopy(model), selection, example).eval()
     images = torch.randn((4, 3, size, size), generator=torch.Generator().manual_seed(0))

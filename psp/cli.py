@@ -13,6 +13,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from psp.errors import UsageError
+from psp.options import DEVICES
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -52,7 +53,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-repeats", type=_non_negative_int, default=20,
                    help="timed forward passes per latency figure; 0 skips timing (latency keys are null), e.g. when "
                         "a separate job times every model alone, as the workflow does")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--download", action="store_true", help="allow downloading CIFAR through torchvision")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -66,10 +67,12 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
         if isinstance(kind, types.UnionType):
             kind = next(t for t in kind.__args__ if t is not type(None))
         meta = f.metadata
+        # Accepted values are checked by PruneSettings itself, so the library and this command say the same thing.
+        shown = f"{meta['help']} ({', '.join(meta['choices'])})" if meta["choices"] else meta["help"]
         if kind is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=meta["help"])
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=shown)
         else:
-            p.add_argument(flag, type=kind, default=f.default, choices=meta.get("choices"), help=meta["help"])
+            p.add_argument(flag, type=kind, default=f.default, help=shown)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,27 +170,13 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _validate_prune(args: argparse.Namespace) -> None:
-    from psp.structure.importance import IMPORTANCES
+    from psp.settings import PruneSettings
 
     if args.selection_flag:
         args.selection = args.selection_flag
     if (args.ratio is None) == (args.target_macs is None):
         raise UsageError("give exactly one of --ratio R (0 < R < 1) or --target-macs X (X > 1)")
-    if args.ratio is not None and not 0 < args.ratio < 1:
-        raise UsageError(f"--ratio {args.ratio} is outside (0, 1)")
-    if args.target_macs is not None and not args.target_macs > 1:
-        raise UsageError(f"--target-macs {args.target_macs} must be > 1")
-    if args.importance not in IMPORTANCES:
-        raise UsageError(f"unknown importance {args.importance!r}; accepted: {', '.join(IMPORTANCES)}")
-    for name in ("samples", "batch_size", "min_channels", "round_to"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be >= 1")
-    for name in ("penalty_epochs", "rec_epochs", "layer_epochs", "epochs", "reg_epochs", "validation_size"):
-        if getattr(args, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be >= 0")
-    for name in ("lr", "finetune_lr"):
-        if not getattr(args, name) > 0:
-            raise UsageError(f"--{name.replace('_', '-')} {getattr(args, name)} must be > 0")
+    args.settings = PruneSettings(**{f.name: getattr(args, f.name) for f in fields(PruneSettings)})
     if args.dense_metrics and not args.dense_metrics.is_file():
         raise UsageError(f"--dense-metrics {args.dense_metrics} does not exist")
     if args.calib_indices and not Path(args.calib_indices).is_file():
@@ -236,7 +225,6 @@ def _run(args: argparse.Namespace) -> None:
                                     args.image_size)
     else:
         from psp.methods import get_method, load_method_modules
-        from psp.settings import PruneSettings
 
         load_method_modules(args.method_module)
         get_method(args.method)
@@ -244,8 +232,7 @@ def _run(args: argparse.Namespace) -> None:
             from psp.models._registry import check_model_name
 
             check_model_name(args.model)
-        settings = PruneSettings(**{f.name: getattr(args, f.name) for f in fields(PruneSettings)})
-        metrics = pipeline.prune_run(args.method, args.checkpoint, args.model, args.data, args.normalize, settings,
+        metrics = pipeline.prune_run(args.method, args.checkpoint, args.model, args.data, args.normalize, args.settings,
                                      args.out, opts, args.method_module, args.dense_metrics, args.image_size)
     keys = ("top1", "top5", "macs", "params", "macs_reduction", "latency_b1", "latency_b64", "seconds")
     print(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float))))

@@ -20,7 +20,6 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from psp.errors import UsageError
 from psp.modes import eval_mode
 
 INPUT, OUTPUT = "input", "logits"
@@ -28,6 +27,11 @@ INPUT, OUTPUT = "input", "logits"
 # absolute below magnitude 1). Float32 kernels fuse and reorder sums differently; 1e-3 leaves room for deep models
 # on any CPU and still catches a wrong graph (a wrong channel map or weight moves outputs by O(1)).
 TOLERANCE = 1e-3
+
+
+class ExportFailed(RuntimeError):
+    """The model could not be exported, or its export computes something else: a failure of the run, not bad input
+    (the command exits 1, not 2)."""
 
 
 def _on_cpu(model: nn.Module) -> nn.Module:
@@ -52,7 +56,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, optimize: bool = True) 
                               dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
         except Exception as e:  # the exporter raises many types; the user needs the first line of why
             reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-            raise UsageError(f"{type(model).__name__} cannot be exported to ONNX: {reason}") from None
+            raise ExportFailed(f"{type(model).__name__} cannot be exported to ONNX: {reason}") from None
     return buffer.getvalue()
 
 
@@ -127,10 +131,10 @@ def onnx_difference(model: nn.Module, session: ort.InferenceSession, example: to
 
 
 def checked_difference(model: nn.Module, session: ort.InferenceSession, example: torch.Tensor) -> float:
-    """The relative difference of :func:`onnx_difference`; UsageError when it exceeds :data:`TOLERANCE`."""
+    """The relative difference of :func:`onnx_difference`; ExportFailed when it exceeds :data:`TOLERANCE`."""
     difference = onnx_difference(model, session, example)
     if not difference <= TOLERANCE:
-        raise UsageError(f"ONNX Runtime's outputs differ from PyTorch's by {difference:.2e} (relative), more than "
+        raise ExportFailed(f"ONNX Runtime's outputs differ from PyTorch's by {difference:.2e} (relative), more than "
                          f"the tolerance {TOLERANCE:g}: the export is wrong")
     return difference
 

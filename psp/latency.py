@@ -74,7 +74,7 @@ def time_models(models: dict[str, nn.Module], example: torch.Tensor, exports: Ar
                 repeats: int = 20, batches: tuple[int, ...] = BATCHES) -> dict[str, float | str]:
     """The latency figures of each model, keys suffixed with its name in ``models`` (``""`` for none):
     ``latency_bN`` and ``torch_format_bN`` (eager PyTorch, the faster memory format), ``latency_bN_ort`` and
-    ``onnx_difference`` (ONNX Runtime on the model's export; UsageError, a ValueError, when its outputs differ from
+    ``onnx_difference`` (ONNX Runtime on the model's export; ExportFailed when its outputs differ from
     PyTorch's by more than the export tolerance)."""
     device = next(next(iter(models.values())).parameters()).device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

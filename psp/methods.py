@@ -1,29 +1,24 @@
-"""The method registry: PSP, its ablations and controls, and every baseline register here by name.
+"""What a method is given and what it returns: ``PruneContext``, ``MethodResult``, and the wrappers that derive a
+registered variant (fixed settings, BatchNorm re-estimation).
 
-A method is a function ``run(ctx: PruneContext) -> MethodResult``. It declares which data it reads (``uses``):
-``calibration`` methods get unlabeled calibration images only, ``labels`` methods the labeled training split,
-``none`` methods nothing. New methods register with ``@register_method``, from this package, from ``baselines``, from
-a module named in ``PSP_METHOD_MODULES`` / ``--method-module``, or from a ``psp_bench.methods`` entry point.
+A method is a function ``run(ctx: PruneContext) -> MethodResult`` registered with ``@register_method``
+(``psp.registry``; re-exported here, so that a method module imports one place).
 """
 
-import importlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from importlib.metadata import entry_points
 
 import torch
 from torch import nn
 
 from psp.data.datasets import DataBundle
-from psp.errors import UsageError, choice_error
 from psp.reconstruct.batchnorm import recalibrate_batchnorm
+from psp.registry import Method, get_method, list_methods, load_method_modules, register_method
 from psp.settings import PruneSettings
-from psp.structure.groups import channel_groups
-from psp.structure.importance import score_groups
-from psp.structure.selection import CostModel, Selection, select_by_ratio, select_by_target_macs
+from psp.structure.selection import Selection, select_channels
 
-USES = ("calibration", "labels", "none")
+__all__ = ["Method", "MethodResult", "PruneContext", "Run", "get_method", "list_methods", "load_method_modules",
+           "register_method", "with_bn_recalibration", "with_settings"]
 
 
 @dataclass
@@ -43,22 +38,7 @@ class PruneContext:
 
     def select(self, model: nn.Module | None = None) -> Selection:
         """The shared selection rule (importance, global/uniform, ratio or target MACs) on ``model``'s weights."""
-        model = model if model is not None else self.model
-        s = self.settings
-        if (s.ratio is None) == (s.target_macs is None):
-            raise UsageError("give exactly one of ratio (0 < R < 1) or target_macs (X > 1)")
-        groups = channel_groups(model, self.example)
-        scores = score_groups(groups, s.importance, s.seed)
-        units = {g.root: g.units for g in groups}
-        cost = CostModel(model, self.example, groups)
-        if s.target_macs is not None:
-            return select_by_target_macs(scores, cost, s.target_macs, s.selection, s.min_channels, s.round_to, units)
-        selection = select_by_ratio(scores, s.ratio, s.selection, s.min_channels, s.round_to, units)
-        emptied = cost.emptied(selection)
-        if emptied:  # a tensor several groups feed (ShuffleNet's) can lose every channel while each group keeps some
-            raise UsageError(f"ratio {s.ratio} would remove every channel of layer {emptied}; use a lower ratio or "
-                             f"--target-macs")
-        return selection
+        return select_channels(model if model is not None else self.model, self.example, self.settings)
 
 
 @dataclass
@@ -101,58 +81,3 @@ def with_bn_recalibration(run: Run) -> Run:
         return result
 
     return recalibrated
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    run: Run
-    uses: str
-    summary: str
-
-
-_methods: dict[str, Method] = {}
-_loaded = False
-
-
-def register_method(name: str, uses: str, summary: str = "") -> Callable[[Run], Run]:
-    """Register ``fn(ctx) -> MethodResult`` as method ``name`` reading ``uses`` data."""
-    if uses not in USES:
-        raise ValueError(f"method {name!r}: uses must be one of {USES}")
-
-    def wrap(fn: Run) -> Run:
-        if name in _methods and _methods[name].run is not fn:
-            raise RuntimeError(f"method {name!r} registered twice")
-        _methods[name] = Method(name, fn, uses, summary or (fn.__doc__ or "").strip().split("\n")[0])
-        return fn
-
-    return wrap
-
-
-def load_method_modules(modules: list[str] | None = None) -> None:
-    """Import the built-in methods, then extra modules (argument, ``PSP_METHOD_MODULES``) and entry points."""
-    global _loaded
-    if not _loaded:
-        importlib.import_module("psp.algorithms")
-        importlib.import_module("baselines")
-        for ep in entry_points(group="psp_bench.methods"):
-            ep.load()
-        _loaded = True
-    extra = list(modules or []) + [m for m in os.environ.get("PSP_METHOD_MODULES", "").split(",") if m]
-    for module in extra:
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            raise UsageError(f"method module {module!r} cannot be imported ({e})") from None
-
-
-def list_methods() -> list[str]:
-    load_method_modules()
-    return sorted(_methods)
-
-
-def get_method(name: str) -> Method:
-    load_method_modules()
-    if name not in _methods:
-        raise choice_error("method", name, sorted(_methods))
-    return _methods[name]

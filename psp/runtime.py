@@ -13,12 +13,15 @@ from pathlib import Path
 import torch
 
 import psp
-
-DEVICES = ("auto", "cpu", "cuda")
+from psp.errors import choice_error
+from psp.options import DEVICES
 
 
 def configure(threads: int | None, seed: int, device: str = "auto") -> torch.device:
-    """Pin CPU threads, seed torch, pick the device; deterministic algorithms on CPU."""
+    """Pin CPU threads, seed torch and pick the device (``auto``: CUDA when visible). On CUDA, cuDNN's autotuner is
+    on: it picks the fastest kernels, at the price of bit-for-bit repeatability (README, "Reliability")."""
+    if device not in DEVICES:
+        raise choice_error("device", device, DEVICES)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)

@@ -67,7 +67,8 @@ def test_the_emulated_device_refuses_what_cuda_refuses():
         assert (layer.weight * torch.tensor(2.0)).device == DEVICE  # host scalars mix, as on CUDA
         assert layer.weight.detach().cpu().device.type == "cpu" and cuda.syncs["cpu(cpu)"] == 1
         layer(x).sum().item()
-        assert cuda.syncs["item"] == 1
+        layer.weight[layer.weight > 0]
+        assert cuda.syncs["item"] == 1 and cuda.syncs["__getitem__"] == 1
         with torch.autocast("cuda", dtype=torch.bfloat16):
             assert layer(x).dtype == torch.bfloat16  # CUDA autocast runs as CPU autocast: bf16 paths execute
     assert not torch.cuda.is_available() or torch.cuda.device_count() > 0  # the stand-ins are gone again

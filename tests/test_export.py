@@ -13,8 +13,15 @@ from test_structure import CIFAR, build
 
 from psp.checkpoint import save_model
 from psp.cli import EXIT_USAGE, main
-from psp.errors import UsageError
-from psp.export import TOLERANCE, ArchitectureExports, check_export, export_onnx, onnx_difference, ort_session
+from psp.export import (
+    TOLERANCE,
+    ArchitectureExports,
+    ExportFailed,
+    check_export,
+    export_onnx,
+    onnx_difference,
+    ort_session,
+)
 from psp.latency import time_pair
 from psp.models import list_models
 from psp.structure.groups import channel_groups
@@ -63,16 +70,16 @@ def test_a_wrong_graph_fails_the_check():
     model, x = build("vgg_tiny", {})
     other, _ = build("vgg_tiny", {}, seed=1)
     onnx_bytes = export_onnx(model, x)
-    with pytest.raises(UsageError, match="differ from PyTorch's"):
+    with pytest.raises(ExportFailed, match="differ from PyTorch's"):
         check_export(other, onnx_bytes, x)
 
 
-def test_unexportable_model_is_one_line_usage_error():
+def test_unexportable_model_is_a_one_line_failure():
     class SingularValues(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.linalg.svdvals(x)  # no ONNX operator computes it
 
-    with pytest.raises(UsageError, match="SingularValues cannot be exported to ONNX: .*svdvals") as info:
+    with pytest.raises(ExportFailed, match="SingularValues cannot be exported to ONNX: .*svdvals") as info:
         export_onnx(SingularValues(), torch.zeros(1, 3, 8, 8))
     assert "\n" not in str(info.value)
 

@@ -13,8 +13,9 @@ from psp.data.spec import DataSpec
 from psp.errors import UsageError
 from psp.metrics import count_macs, count_params
 from psp.models import ChannelPadShortcut, create_model
+from psp.options import IMPORTANCES
 from psp.structure.groups import channel_groups
-from psp.structure.importance import IMPORTANCES, score_groups
+from psp.structure.importance import score_groups
 from psp.structure.removal import kept_outputs, mask_channels, remove_channels, selected_slices
 from psp.structure.selection import CostModel, select_by_ratio, select_by_target_macs
 from psp.structure.spec import apply_channel_spec, channel_spec

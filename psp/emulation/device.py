@@ -12,7 +12,8 @@ the same device". Inside ``EmulatedCuda()`` the CPU plays a CUDA device:
   the operation, where CUDA would raise. Stricter than CUDA in one respect: host index tensors are refused in
   indexing too (CUDA accepts them by copying them to the device, blocking, at every step);
 - a factory asked for the device with a CPU ``generator`` raises, as CUDA does;
-- ``.item()``, ``.tolist()`` and friends on device tensors are counted in ``syncs``: each is a host synchronisation;
+- ``.item()``, ``.tolist()``, boolean-mask indexing and friends on device tensors are counted in ``syncs``: each is a
+  host synchronisation;
 - ``torch.autocast("cuda", ...)`` runs as CPU autocast, so bfloat16 paths execute for real;
 - ``torch.cuda.is_available()`` is True and the few ``torch.cuda`` calls the suite makes (synchronize, device name,
   peak-memory counters) are stand-ins, as is ``pin_memory()`` (the host tensor itself).
@@ -32,7 +33,9 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 DEVICE = torch.device("cuda", 0)
 _HOST = torch.device("cpu")
-_SYNCS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy", "nonzero"}
+_SYNCS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy", "nonzero", "masked_select",
+          "unique"}
+_INDEXING = {"__getitem__", "__setitem__"}
 _CROSS_DEVICE = {"copy_", "data.__set__", "_has_compatible_shallow_copy_type"}  # allowed between devices
 
 
@@ -101,8 +104,8 @@ class EmulatedCuda(TorchFunctionMode):
             return self._make(name, func, args, kwargs)
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         device = [t for t in tensors if self.on_device(t)]
-        if device and name in _SYNCS:
-            self.syncs[name] += 1
+        if device and (name in _SYNCS or (name in _INDEXING and any(t.dtype == torch.bool for t in tensors[1:]))):
+            self.syncs[name] += 1  # a boolean mask's size is only known once the device has computed it
         if device and name not in _CROSS_DEVICE:
             host = [t for t in tensors if t.dim() > 0 and not self.on_device(t)]
             if host:

@@ -15,8 +15,6 @@ to the weight rather than Adam's constant-size steps, so the channels fade to ze
 import torch
 from torch import nn
 
-PENALTIES = ("replace", "add", "decay")
-
 Slice = tuple[nn.Parameter, int, torch.Tensor]
 
 

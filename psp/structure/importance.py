@@ -11,9 +11,8 @@ import torch
 import torch_pruning as tp
 
 from psp.errors import choice_error
+from psp.options import IMPORTANCES
 from psp.structure.groups import ChannelGroup
-
-IMPORTANCES = ("l2", "l1", "l2_sum", "random")
 
 
 def make_importance(name: str) -> tp.importance.Importance | None:

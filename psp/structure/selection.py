@@ -16,7 +16,9 @@ from torch import nn
 
 from psp.errors import UsageError
 from psp.metrics import layer_macs
-from psp.structure.groups import ChannelGroup, Units
+from psp.settings import PruneSettings
+from psp.structure.groups import ChannelGroup, Units, channel_groups
+from psp.structure.importance import score_groups
 
 Selection = dict[str, list[int]]
 MODES = ("global", "uniform")
@@ -275,3 +277,23 @@ def select_by_target_macs(scores: dict[str, torch.Tensor], cost: CostModel, targ
         raise UsageError(f"target MACs reduction {target} cannot be met within ±2 % with {mode} selection "
                          f"(closest: {got:.3f}x); try another --round-to or target")
     return _to_selection(unit_scores, grids, counts)
+
+
+def select_channels(model: nn.Module, example: torch.Tensor, settings: PruneSettings) -> Selection:
+    """The suite's selection rule on ``model``'s weights, as ``settings`` asks: importance, global or uniform ranking,
+    a global ratio or a target MACs reduction, minimum channels kept and rounding."""
+    s = settings
+    if (s.ratio is None) == (s.target_macs is None):
+        raise UsageError("give exactly one of ratio (0 < R < 1) or target_macs (X > 1)")
+    groups = channel_groups(model, example)
+    scores = score_groups(groups, s.importance, s.seed)
+    units = {g.root: g.units for g in groups}
+    cost = CostModel(model, example, groups)
+    if s.target_macs is not None:
+        return select_by_target_macs(scores, cost, s.target_macs, s.selection, s.min_channels, s.round_to, units)
+    selection = select_by_ratio(scores, s.ratio, s.selection, s.min_channels, s.round_to, units)
+    emptied = cost.emptied(selection)
+    if emptied:  # a tensor several groups feed (ShuffleNet's) can lose every channel while each group keeps some
+        raise UsageError(f"ratio {s.ratio} would remove every channel of layer {emptied}; use a lower ratio or "
+                         f"--target-macs")
+    return selection

@@ -1,0 +1,75 @@
+"""The method registry: every method, built in or not, registers here by name.
+
+A method is a function ``run(ctx: PruneContext) -> MethodResult`` (``psp.methods``) that declares which data it
+reads (``uses``): ``calibration`` methods get unlabeled calibration images only, ``labels`` methods the labeled
+training split, ``none`` methods nothing. Methods are found the same way whoever wrote them: through the
+``psp_bench.methods`` entry point (PSP, its controls and the baselines are entry points of this package, see
+``pyproject.toml``), a module named by ``--method-module`` or ``PSP_METHOD_MODULES``. The registry names no method
+module itself, so no import leads back to it.
+"""
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from psp.errors import UsageError, choice_error
+from psp.options import USES
+
+ENTRY_POINTS = "psp_bench.methods"
+
+Run = Callable[..., object]  # (ctx: psp.methods.PruneContext) -> psp.methods.MethodResult
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    run: Run
+    uses: str
+    summary: str
+
+
+_methods: dict[str, Method] = {}  # name -> method, filled by register_method
+_loaded = False  # whether the entry points have been imported
+
+
+def register_method(name: str, uses: str, summary: str = "") -> Callable[[Run], Run]:
+    """Register ``fn(ctx) -> MethodResult`` as method ``name`` reading ``uses`` data."""
+    if uses not in USES:
+        raise ValueError(f"method {name!r}: uses must be one of {USES}")
+
+    def wrap(fn: Run) -> Run:
+        if name in _methods and _methods[name].run is not fn:
+            raise RuntimeError(f"method {name!r} registered twice")
+        _methods[name] = Method(name, fn, uses, summary or (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return wrap
+
+
+def load_method_modules(modules: list[str] | None = None) -> None:
+    """Import the ``psp_bench.methods`` entry points (once), then extra modules (argument, ``PSP_METHOD_MODULES``)."""
+    global _loaded
+    if not _loaded:
+        for ep in entry_points(group=ENTRY_POINTS):
+            ep.load()
+        _loaded = True
+    extra = list(modules or []) + [m for m in os.environ.get("PSP_METHOD_MODULES", "").split(",") if m]
+    for module in extra:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise UsageError(f"method module {module!r} cannot be imported ({e})") from None
+
+
+def list_methods() -> list[str]:
+    load_method_modules()
+    return sorted(_methods)
+
+
+def get_method(name: str) -> Method:
+    load_method_modules()
+    if name not in _methods:
+        raise choice_error("method", name, sorted(_methods))
+    return _methods[name]
