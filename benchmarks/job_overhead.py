@@ -11,12 +11,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from run_jobs import add_job_arguments, run_job
 
 
-def _seconds(fn) -> tuple[float, object]:
+def _seconds(fn: Callable[[], object]) -> tuple[float, object]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
@@ -29,11 +30,10 @@ def steps(args: argparse.Namespace, dense_metrics: Path) -> dict[str, float]:
     subprocess.run([sys.executable, "-c", code], check=True)
     timings = {"interpreter and imports (torch, torch-pruning -> timm -> torchvision -> torch._dynamo)":
                time.perf_counter() - start}
-    import torch
-
     from psp import pipeline
     from psp.data.loaders import calibration_images
     from psp.data.normalization import normalizer
+    from psp.data.spec import example_input
     from psp.methods import PruneContext, get_method
     from psp.runtime import configure
     from psp.settings import PruneSettings
@@ -48,9 +48,9 @@ def steps(args: argparse.Namespace, dense_metrics: Path) -> dict[str, float]:
     no_timing = pipeline.RunOptions(threads=args.threads, device="cpu", latency_repeats=0)
     timings["dense reference from --dense-metrics (MACs check)"], _ = _seconds(
         lambda: pipeline.dense_reference(model, bundle, "imagenet", device, no_timing, None, dense_metrics))
-    indices = pipeline._calibration_indices(settings, bundle)
+    indices = pipeline.calibration_indices(settings, bundle)
     timings["decode calibration images"], images = _seconds(lambda: calibration_images(bundle.train, indices, norm))
-    ctx = PruneContext(model=model, example=torch.zeros(1, 3, 32, 32), settings=settings, device=device,
+    ctx = PruneContext(model=model, example=example_input(bundle.spec), settings=settings, device=device,
                        normalize=norm, calibration=lambda: images)
     timings["method (oneshot_bn)"], result = _seconds(lambda: get_method("oneshot_bn").run(ctx))
     timings["evaluate pruned model on the test split"], _ = _seconds(

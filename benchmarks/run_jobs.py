@@ -1,7 +1,12 @@
-"""Run ``psp prune`` jobs one after another, each in its own process, and record its metrics and peak memory.
+"""Run a ``psp prune`` job in its own process and record its metrics with its peak memory and wall time.
 
 Peak memory is the job's own maximum resident set size (``os.wait4``), so jobs do not inflate each other's figure.
-Shared by the benchmark scripts; not a library module.
+Shared by the benchmark scripts (``run_job``, ``add_job_arguments``); run alone, it runs one job and prints those
+figures:
+
+    python benchmarks/run_jobs.py --out /tmp/job -- --method oneshot_bn --model resnet20 \\
+        --checkpoint ../shared/models/cifar10/resnet20.th --data imagefolder:../shared/data/cifar10-jpg \\
+        --normalize imagenet --target-macs 2.1 --threads 2
 """
 
 import argparse
@@ -46,3 +51,22 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reuse", action="store_true", help="read back jobs that already finished")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="example:\n" + __doc__.split("\n\n")[-1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, required=True, help="the job's psp prune --out folder")
+    p.add_argument("--log", type=Path, help="the job's output (default: OUT.log; its record: OUT.json)")
+    p.add_argument("--reuse", action="store_true", help="read back the job if it already finished")
+    p.add_argument("prune_args", nargs="*", help="psp prune arguments, after --")
+    args = p.parse_args()
+    if not args.prune_args:
+        p.error("give the psp prune arguments after --, e.g. -- --method oneshot_bn --model resnet20 ...")
+    m = run_job(args.prune_args, args.out, args.log or args.out.with_suffix(".log"), reuse=args.reuse)
+    print(json.dumps({k: m.get(k) for k in ("method", "top1", "macs_reduction", "seconds", "wall_s", "peak_rss_mib")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -183,7 +183,9 @@ def eval_run(checkpoint: str, model_name: str | None, data: str | None, normaliz
     return metrics
 
 
-def _calibration_indices(settings: PruneSettings, bundle: DataBundle) -> list[int]:
+def calibration_indices(settings: PruneSettings, bundle: DataBundle) -> list[int]:
+    """The training images ``prune_run`` calibrates on for these settings: the given file, else a seeded draw
+    (public so that a benchmark can time one step of a job on the same images)."""
     n_train = len(bundle.train)
     if settings.calib_indices:
         return read_indices(settings.calib_indices, n_train)
@@ -208,7 +210,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     example = example_input(bundle.spec, device)
     check_prunable(model, example, loaded.name)
     # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
-    indices = _calibration_indices(settings, bundle) if method.uses == "calibration" else []
+    indices = calibration_indices(settings, bundle) if method.uses == "calibration" else []
     validation = None
     if opts.eval_split == "validation":
         if settings.validation_size < 1:
@@ -220,7 +222,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
         if method.uses == "none":
             raise RuntimeError(f"method {method_name!r} declared uses='none' but asked for calibration images")
         if not indices:
-            indices.extend(_calibration_indices(settings, bundle))
+            indices.extend(calibration_indices(settings, bundle))
         return indices
 
     @functools.cache
