@@ -82,6 +82,7 @@ def _tensor_batches(dataset: TensorImages, batch_size: int, mean: torch.Tensor, 
                     device: torch.device, shuffle: bool, generator: torch.Generator, augment: bool,
                     indices: list[int] | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Slices of an in-memory split: uint8 to the device first, then scaled, augmented and normalised there."""
+    # Indices start on the host beside the stored split (and the CPU generator); they move with it to a device.
     idx = torch.tensor(indices) if indices is not None else torch.arange(len(dataset))
     if shuffle:
         idx = idx[torch.randperm(len(idx), generator=generator)]

@@ -103,11 +103,12 @@ class EmulatedCuda(TorchFunctionMode):
         if kwargs.get("device") is not None:
             return self._make(name, func, args, kwargs)
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
-        device = [t for t in tensors if self.on_device(t)]
+        marks = [self.on_device(t) for t in tensors]
+        device = any(marks)
         if device and (name in _SYNCS or (name in _INDEXING and any(t.dtype == torch.bool for t in tensors[1:]))):
             self.syncs[name] += 1  # a boolean mask's size is only known once the device has computed it
         if device and name not in _CROSS_DEVICE:
-            host = [t for t in tensors if t.dim() > 0 and not self.on_device(t)]
+            host = [t for t, marked in zip(tensors, marks, strict=True) if t.dim() > 0 and not marked]
             if host:
                 shapes = ", ".join(str(tuple(t.shape)) for t in host[:3])
                 raise DeviceMixError(f"{name}: tensors on {DEVICE} mixed with host tensors of shape {shapes} "
@@ -122,8 +123,8 @@ class EmulatedCuda(TorchFunctionMode):
         if prop in ("is_cuda", "is_cpu"):
             return self.on_device(tensor) == (prop == "is_cuda")
         result = func(*args)
-        if prop in ("grad", "data", "T", "mT", "real") and isinstance(result, torch.Tensor) and self.on_device(tensor):
-            self._mark(result)  # autograd allocates gradients on the real (host) device
+        if prop == "grad" and result is not None and self.on_device(tensor):
+            self._mark(result)  # autograd allocates gradients on the real (host) device; views share the mark already
         return result
 
     def _move(self, name: str, tensor: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:

@@ -50,12 +50,12 @@ def selected_slices(model: nn.Module, selection: Selection,
     for group in groups:
         for dep, dep_idxs in group:
             layer, fn = dep.target.module, dep.handler
-            index = torch.tensor(dep_idxs, dtype=torch.long, device=layer.weight.device) \
-                if getattr(layer, "weight", None) is not None else None
+            if getattr(layer, "weight", None) is None:  # an affine-free BatchNorm, an op: no weight to penalise
+                continue
+            index = torch.tensor(dep_idxs, dtype=torch.long, device=layer.weight.device)
             if fn in (tp.prune_conv_out_channels, tp.prune_linear_out_channels,
                       tp.prune_depthwise_conv_out_channels, tp.prune_batchnorm_out_channels):
-                if index is not None:
-                    yield layer.weight, 0, index
+                yield layer.weight, 0, index
             elif fn in (tp.prune_conv_in_channels, tp.prune_linear_in_channels):
                 if isinstance(layer, nn.Conv2d) and layer.groups > 1:
                     continue  # a grouped conv reads a channel in one block of rows, not a column: left unpenalised

@@ -14,14 +14,14 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from psp.errors import UsageError
+from psp.errors import UsageError, choice_error
 from psp.metrics import layer_macs
+from psp.options import SELECTIONS
 from psp.settings import PruneSettings
 from psp.structure.groups import ChannelGroup, Units, channel_groups
 from psp.structure.importance import score_groups
 
 Selection = dict[str, list[int]]
-MODES = ("global", "uniform")
 TARGET_TOLERANCE = 0.02
 
 
@@ -204,8 +204,8 @@ def _ratio_counts(units: dict[str, torch.Tensor], grids: dict[str, _Grid], ratio
 
 
 def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise UsageError(f"unknown selection mode {mode!r}; accepted: {', '.join(MODES)}")
+    if mode not in SELECTIONS:
+        raise choice_error("selection mode", mode, SELECTIONS)
 
 
 def select_by_ratio(scores: dict[str, torch.Tensor], ratio: float, mode: str = "global", min_keep: int = 1,
