@@ -35,7 +35,7 @@ from psp.structure.removal import kept_outputs, remove_channels
 NAME = "gap"
 
 
-@register_method(NAME, uses="calibration",
+@register_method(NAME, uses="calibration", family="post-training", traits=("layer-wise",),
                  summary="Frantar & Alistarh 2022: layers reconstructed in order on the pruned model's inputs")
 def run_gap(ctx: PruneContext) -> MethodResult:
     s = ctx.settings
@@ -57,6 +57,6 @@ def run_gap(ctx: PruneContext) -> MethodResult:
                         tables={"layer_losses": rows}, extra={"layers_reconstructed": sum(r["fitted"] for r in rows)})
 
 
-register_method(f"{NAME}_bn", uses="calibration",
+register_method(f"{NAME}_bn", uses="calibration", family="post-training", traits=("layer-wise", "bn-recalibrated"),
                 summary="gAP, then BatchNorm statistics re-estimated on the calibration images")(
     with_bn_recalibration(run_gap))

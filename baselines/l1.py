@@ -30,7 +30,8 @@ from psp.structure.removal import remove_channels
 NAME = "l1"
 
 
-@register_method(NAME, uses="labels", summary="Li et al. 2017: L1-norm filter ranking, removal, labeled fine-tuning")
+@register_method(NAME, uses="labels", family="retraining",
+                 summary="Li et al. 2017: L1-norm filter ranking, removal, labeled fine-tuning")
 def run_l1(ctx: PruneContext) -> MethodResult:
     selection = select_with(ctx, importance="l1")
     model = remove_channels(copy.deepcopy(ctx.model), selection, ctx.example)

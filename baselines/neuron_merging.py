@@ -135,7 +135,7 @@ def merge_into_consumers(model: nn.Module, selection: Selection, example: torch.
     return rows
 
 
-@register_method(NAME, uses="none",
+@register_method(NAME, uses="none", family="post-training",
                  summary="Kim et al. 2020: merge each removed filter into its most similar kept filter, no data")
 def run_neuron_merging(ctx: PruneContext) -> MethodResult:
     selection = ctx.select()
@@ -148,6 +148,7 @@ def run_neuron_merging(ctx: PruneContext) -> MethodResult:
                                "channels_pruned_unmerged": sum(r["removed"] for r in rows) - merged})
 
 
-register_method(f"{NAME}_bn", uses="calibration",
+register_method(f"{NAME}_bn", uses="calibration", family="post-training",
+                traits=("bn-recalibrated",),
                 summary="Neuron Merging, then BatchNorm statistics re-estimated on the calibration images")(
     with_bn_recalibration(run_neuron_merging))

@@ -9,3 +9,9 @@ LR_SCHEDULES = ("constant", "cosine", "phase2_cosine")
 BN_MODES = ("train", "eval")
 DISTILL_LOSSES = ("mse", "kl")
 USES = ("calibration", "labels", "none")  # the data a method reads
+# How a method is grouped in tables, figures and claims, in table order: PSP and its ablations, the controls that
+# explain them, the post-training baselines, the baselines that retrain with labels.
+FAMILIES = ("PSP", "control", "post-training", "retraining")
+# What claims select methods by: "bn-recalibrated" (BatchNorm re-estimated after the method, the "+BN" variants of Q1),
+# "layer-wise" (fits each layer to the dense model's output in turn, Q5).
+TRAITS = ("bn-recalibrated", "layer-wise")

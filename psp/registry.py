@@ -2,7 +2,9 @@
 
 A method is a function ``run(ctx: PruneContext) -> MethodResult`` (``psp.methods``) that declares which data it
 reads (``uses``): ``calibration`` methods get unlabeled calibration images only, ``labels`` methods the labeled
-training split, ``none`` methods nothing. Methods are found the same way whoever wrote them: through the
+training split, ``none`` methods nothing. It also declares its ``family`` (``psp.options.FAMILIES``) and ``traits``
+(``psp.options.TRAITS``): the workflow's tables, figures and claims group and pick methods by them
+(:func:`catalogue`), so a new method needs no edit there. Methods are found the same way whoever wrote them: through the
 ``psp_bench.methods`` entry point (PSP, its controls and the baselines are entry points of this package, see
 ``pyproject.toml``), a module named by ``--method-module`` or ``PSP_METHOD_MODULES``. The registry names no method
 module itself, so no import leads back to it.
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from psp.errors import UsageError, choice_error
-from psp.options import USES
+from psp.options import FAMILIES, TRAITS, USES
 
 ENTRY_POINTS = "psp_bench.methods"
 
@@ -28,21 +30,36 @@ class Method:
     run: Run
     uses: str
     summary: str
+    family: str
+    traits: tuple[str, ...] = ()
 
 
 _methods: dict[str, Method] = {}  # name -> method, filled by register_method
 _loaded = False  # whether the entry points have been imported
 
 
-def register_method(name: str, uses: str, summary: str = "") -> Callable[[Run], Run]:
-    """Register ``fn(ctx) -> MethodResult`` as method ``name`` reading ``uses`` data."""
-    if uses not in USES:
-        raise ValueError(f"method {name!r}: uses must be one of {USES}")
+def default_family(uses: str) -> str:
+    """The family of a method that declares none: it retrains when it reads labels, else it is post-training."""
+    return "retraining" if uses == "labels" else "post-training"
+
+
+def register_method(name: str, uses: str, summary: str = "", family: str | None = None,
+                    traits: tuple[str, ...] = ()) -> Callable[[Run], Run]:
+    """Register ``fn(ctx) -> MethodResult`` as method ``name`` reading ``uses`` data, shown in ``family``
+    (default: :func:`default_family`) with ``traits``. Methods of a family are listed in registration order."""
+    family = family or default_family(uses)
+    for what, value, accepted in (("uses", uses, USES), ("family", family, FAMILIES)):
+        if value not in accepted:
+            raise ValueError(f"method {name!r}: {what} {value!r} is not one of {', '.join(accepted)}")
+    stray = [trait for trait in traits if trait not in TRAITS]
+    if stray:
+        raise ValueError(f"method {name!r}: traits {stray} are not among {', '.join(TRAITS)}")
 
     def wrap(fn: Run) -> Run:
         if name in _methods and _methods[name].run is not fn:
             raise RuntimeError(f"method {name!r} registered twice")
-        _methods[name] = Method(name, fn, uses, summary or (fn.__doc__ or "").strip().split("\n")[0])
+        _methods[name] = Method(name, fn, uses, summary or (fn.__doc__ or "").strip().split("\n")[0], family,
+                                tuple(traits))
         return fn
 
     return wrap
@@ -73,3 +90,12 @@ def get_method(name: str) -> Method:
     if name not in _methods:
         raise choice_error("method", name, sorted(_methods))
     return _methods[name]
+
+
+def catalogue() -> dict[str, dict]:
+    """Every registered method as plain data (``uses``, ``family``, ``traits``, ``summary``) in table order: by
+    family, then by registration. The workflow hands it to its torch-free report scripts."""
+    load_method_modules()
+    ordered = sorted(_methods.values(), key=lambda m: FAMILIES.index(m.family))  # stable: registration order kept
+    return {m.name: {"uses": m.uses, "family": m.family, "traits": list(m.traits), "summary": m.summary}
+            for m in ordered}

@@ -1,18 +1,16 @@
-"""The verdict rules of the claims table (workflow/scripts/assess_claims.py) on synthetic runs with known answers."""
-
-import sys
-from pathlib import Path
+"""The verdict rules of the claims table (psp.report.assess_claims) on synthetic runs with known answers; the
+methods a claim compares come from the registry's catalogue, as in the workflow."""
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from assess_claims import assess  # noqa: E402
+from psp.registry import catalogue
+from psp.report.assess_claims import assess
 
 SEEDS = [0, 1, 2]
 JITTER = [0.0, 0.1, -0.1]  # per-seed noise shared by every method (paired differences cancel it)
 DESIGN = {"default_samples": 512, "targets": ["2.0"], "seeds": SEEDS, "sweep_methods": [], "sweep_targets": ["2.0"],
-          "methods": {}, "layerwise_saturation": {"net": 4}}
+          "methods": {}, "layerwise_saturation": {"net": 4}, "catalogue": catalogue()}
 USES = {"oneshot_ft": "labels", "l1": "labels", "oneshot": "none", "neuron_merging": "none"}
 
 
@@ -115,3 +113,14 @@ def test_a_method_at_fewer_targets_is_compared_where_it_ran():
     v = _verdicts(runs)
     assert v["C2"]["verdict"] == "holds" and "3×" not in v["C2"]["numbers"]
     assert v["C8"]["verdict"] != "inconclusive" and "3×" not in v["C8"]["numbers"]
+
+
+def test_an_outside_method_joins_the_claims_of_its_family():
+    """A post-training method registered from outside, with the layer-wise trait, is compared in C1 and Q5 and
+    named by neither: the claims pick methods by family and trait."""
+    outside = {"outside": {"uses": "calibration", "family": "post-training", "traits": ["layer-wise"], "summary": ""}}
+    v = _verdicts(_runs(BASE | {"outside": 90.0}), DESIGN | {"catalogue": catalogue() | outside})
+    assert "psp − outside" in v["C1"]["numbers"] and v["C1"]["verdict"] == "mixed (3 of 4 comparisons hold)"
+    assert "best layer-wise method outside" in v["Q5"]["numbers"] and v["Q5"]["verdict"] == "does not hold (opposite)"
+    assert "best +BN baseline outside" not in v["Q1"]["numbers"]  # not BatchNorm-recalibrated: not a +BN baseline
+    assert "psp − outside" in v["Q1"]["numbers"]  # but listed beside the released methods

@@ -2,14 +2,11 @@
 runs join this design's, a remade run replaces its earlier row, and a file that is not a runs.csv is refused naming
 it."""
 
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-from collect_runs import with_latency_alone, with_previous  # noqa: E402
+from psp.report.collect_runs import with_latency_alone, with_previous
 
 
 def _runs(method: str, seeds: list[int], top1: float) -> pd.DataFrame:

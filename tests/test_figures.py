@@ -1,4 +1,4 @@
-"""The figure scripts (workflow/scripts/plot_*.py) on synthetic runs: every figure is drawn from curves over three
+"""The figures (psp.report.plot_*) on synthetic runs: every figure is drawn from curves over three
 targets and six calibration sizes, and every method's look follows its family."""
 
 import logging
@@ -9,20 +9,24 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
-import plot_accuracy_vs_macs  # noqa: E402
-import plot_accuracy_vs_samples  # noqa: E402
-import plot_calibration_cost  # noqa: E402
-import plot_speedup  # noqa: E402
-import plot_verdicts  # noqa: E402
-from plotting import method_styles  # noqa: E402
-from summaries import FAMILIES  # noqa: E402
+from psp.options import FAMILIES
+from psp.registry import catalogue
+from psp.report import (
+    plot_accuracy_vs_macs,
+    plot_accuracy_vs_samples,
+    plot_calibration_cost,
+    plot_speedup,
+    plot_verdicts,
+)
+from psp.report.catalogue import Catalogue
+from psp.report.plotting import method_styles
 
 USES = {"oneshot_ft": "labels", "l1": "labels", "oneshot": "none", "neuron_merging": "none", "dense_bn": "none"}
 METHODS = ["psp", "psp_no_balance", "oneshot_kd", "oneshot", "dense_bn", "gap_bn", "neuron_merging", "l1",
            "outside_method"]
 TARGETS, SIZES, SEEDS = [1.5, 2.1, 3.0], [128, 256, 512, 1024, 2048, 5120], [0, 1, 2]
-DESIGN = {"default_samples": 512, "sweep_methods": ["psp"], "sweep_targets": ["2.1"], "targets": ["1.5", "2.1", "3.0"]}
+DESIGN = {"default_samples": 512, "sweep_methods": ["psp"], "sweep_targets": ["2.1"], "targets": ["1.5", "2.1", "3.0"],
+          "catalogue": catalogue()}
 
 
 @pytest.fixture(autouse=True)
@@ -98,12 +102,13 @@ def test_verdict_figure_shows_every_category(tmp_path):
 
 
 def test_one_colour_per_family_and_one_look_per_method():
-    styles = method_styles({m: USES.get(m, "calibration") for m in METHODS})
-    for name, members in FAMILIES.items():
-        present = [m for m in members if m in styles]
+    known = Catalogue(DESIGN["catalogue"])
+    styles = method_styles({m: USES.get(m, "calibration") for m in METHODS}, known)
+    for name in FAMILIES:
+        present = [m for m in known.members(name) if m in styles]
         looks = {(styles[m].marker, str(styles[m].linestyle)) for m in present}
         assert len(looks) == len(present), name  # members told apart by marker and line style
         assert all(styles[m].family == name for m in present)
-    first = {name: styles[next(m for m in members if m in styles)].colour for name, members in FAMILIES.items()}
+    first = {name: styles[next(m for m in known.members(name) if m in styles)].colour for name in FAMILIES}
     assert len(set(first.values())) == len(FAMILIES)  # each family its own hue
     assert styles["outside_method"].family == "post-training"  # an outside calibration method

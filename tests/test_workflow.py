@@ -1,5 +1,5 @@
 """The Snakemake workflow: lint, a dry run of every shipped config, config validation, and one tiny end-to-end run
-(tables, figures, claims, a rerun of the table rules, and a method registered from outside the package).
+(tables, figures, claims, a rerun of the table rules, and methods registered from outside the package).
 
 Snakemake runs in subprocesses with the Python of this interpreter; the end-to-end run works in ``tmp_path`` with
 links to the repository's Snakefile and workflow/.
@@ -28,7 +28,8 @@ TABLES = ["comparison", "ablation", "calibration"]
 FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablation", "layer_updates",
            "speedup_vs_macs", "verdicts"]
 
-TOY_MODULE = '''"""A method registered from outside the package (the workflow test's `method_modules` entry)."""
+TOY_MODULE = '''"""Methods registered from outside the package (the workflow test's `method_modules` entry): a
+post-training method and a control, each a copy of oneshot."""
 
 import copy
 import os
@@ -39,7 +40,8 @@ from psp.methods import MethodResult, register_method
 from psp.structure.removal import remove_channels
 
 
-@register_method("toy", uses="none", summary="test-only copy of oneshot, registered outside the package")
+@register_method("toy", uses="none", family="post-training",
+                 summary="test-only copy of oneshot, registered outside the package")
 def toy(ctx):
     hold = os.environ.get("PSP_TEST_HOLD")
     if hold:  # the kill test: say "running", then wait to be killed
@@ -47,12 +49,15 @@ def toy(ctx):
         time.sleep(600)
     selection = ctx.select()
     return MethodResult(remove_channels(copy.deepcopy(ctx.model), selection, ctx.example), selection)
+
+
+register_method("toy_control", uses="none", family="control", summary="an outside control (test only)")(toy)
 '''
 
 TINY_CONFIG = {
     "datasets": {"mnist5k": "mnist5k"},
     "models": {"tiny": {"arch": "resnet8_tiny", "epochs": 1, "seed": 0}},
-    "methods": ["oneshot", "oneshot_bn", "psp", "toy"],
+    "methods": ["oneshot", "oneshot_bn", "psp", "toy", "toy_control"],
     "targets": [2.0],
     "seeds": [0, 1],
     "samples": [32],
@@ -171,7 +176,8 @@ def _without_times(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.timeout(900)
 def test_tiny_end_to_end_run(tmp_path):
     """A tiny run produces every table, figure and claims.md; nothing is left to do afterwards; the table rules
-    rerun to identical tables; a method from a `method_modules` entry reaches the comparison table."""
+    rerun to identical tables; methods from a `method_modules` entry reach every table, figure and claim of the
+    family they registered in, with no edit to the workflow."""
     (tmp_path / "Snakefile").symlink_to(ROOT / "Snakefile")
     (tmp_path / "workflow").symlink_to(ROOT / "workflow")
     (tmp_path / "config").mkdir()
@@ -194,12 +200,21 @@ def test_tiny_end_to_end_run(tmp_path):
     assert all(f"C{i}" in claims for i in range(1, 9))
 
     runs = pd.read_csv(tables / "runs.csv")
-    assert len(runs) == 4 * 2  # 4 methods x 1 target x 1 size x 2 seeds
+    assert len(runs) == 5 * 2  # 5 methods x 1 target x 1 size x 2 seeds
     assert sorted(runs.loc[runs["method"] == "oneshot", "samples"].unique()) == [0]
     assert runs["path"].str.match(r"results/mnist5k/tiny/\w+/2\.0/n\d+/s\d/metrics\.json").all()
-    comparison = pd.read_csv(tables / "comparison.csv")
-    assert "toy" in set(comparison["method"]), "a method_modules method must reach the comparison table"
-    assert "toy" in (tables / "comparison.md").read_text()
+    comparison = pd.read_csv(tables / "comparison.csv").drop_duplicates("method").set_index("method")["family"]
+    assert comparison[["toy", "toy_control"]].to_dict() == {"toy": "post-training", "toy_control": "control"}
+    ablation = pd.read_csv(tables / "ablation.csv")
+    assert "toy_control" in set(ablation["method"]) and "toy" not in set(ablation["method"])  # PSP and controls only
+    assert "an outside control (test only)" in (tables / "ablation.md").read_text()  # its registered summary
+    c1 = claims.split("### C1:")[1].split("### C2:")[0]
+    assert "psp − toy:" in c1, c1  # a post-training method is one of C1's baselines
+    logs = tmp_path / "logs" / "figures"
+    for figure in ("accuracy_vs_macs", "speedup_vs_macs"):  # drawn in its family's panel and colour
+        assert "toy (post-training)" in (logs / f"{figure}.log").read_text(), figure
+        assert "toy_control (control)" in (logs / f"{figure}.log").read_text(), figure
+    assert "toy_control" in (logs / "ablation.log").read_text()
 
     again = snakemake("-n", cwd=tmp_path, env=env)
     assert "Nothing to be done" in output(again), output(again)

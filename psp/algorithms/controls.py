@@ -33,22 +33,11 @@ from psp.train import NonFiniteLoss
 BatchLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (model output, batch indices) -> loss
 
 
-@register_method("oneshot", uses="none", summary="select and remove channels, no recovery")
 def oneshot(ctx: PruneContext) -> MethodResult:
     selection = ctx.select()
     return MethodResult(remove_channels(copy.deepcopy(ctx.model), selection, ctx.example), selection)
 
 
-register_method("oneshot_bn", uses="calibration",
-                summary="select, remove, then re-estimate BatchNorm statistics on the calibration images")(
-    with_bn_recalibration(oneshot))
-register_method("oneshot_bn_random", uses="calibration",
-                summary="oneshot_bn with random channel importance (the yardstick of psp_random)")(
-    with_bn_recalibration(with_settings(oneshot, importance="random")))
-
-
-@register_method("dense_bn", uses="calibration",
-                 summary="the unpruned model with BatchNorm statistics re-estimated on the calibration images")
 def dense_bn(ctx: PruneContext) -> MethodResult:
     model = copy.deepcopy(ctx.model)
     seen = recalibrate_batchnorm(model, ctx.calibration(), ctx.settings.batch_size)
@@ -107,8 +96,6 @@ def distillation_loss(kind: str, teacher: torch.Tensor) -> BatchLoss:
     return {"mse": mse, "kl": kl}[kind]
 
 
-@register_method("oneshot_kd", uses="calibration",
-                 summary="select, remove, then match the dense model's logits on the calibration images (Q2)")
 def oneshot_kd(ctx: PruneContext) -> MethodResult:
     s = ctx.settings
     images = ctx.calibration().to(ctx.device)
@@ -120,8 +107,6 @@ def oneshot_kd(ctx: PruneContext) -> MethodResult:
                         extra={"distill_loss": s.distill_loss})
 
 
-@register_method("oneshot_ft", uses="labels",
-                 summary="select, remove, then fine-tune on the calibration images with their labels (Q3)")
 def oneshot_ft(ctx: PruneContext) -> MethodResult:
     s = ctx.settings
     if ctx.calibration_labels is None:
@@ -134,3 +119,19 @@ def oneshot_ft(ctx: PruneContext) -> MethodResult:
     seen = len(images) * recovery_epochs(s)
     epochs = seen / len(ctx.data.train) if ctx.data is not None else 0.0  # in epochs over the labeled split
     return MethodResult(model, selection, images_seen=seen, epochs=epochs, tables={"losses": rows})
+
+
+# The controls, each beside what it explains, in the ablation table's order; the summaries are that table's
+# "what it is" column.
+register_method("oneshot_kd", uses="calibration", family="control",
+                summary="selection, removal, distillation of the logits only (Q2)")(oneshot_kd)
+register_method("oneshot_ft", uses="labels", family="control",
+                summary="selection, removal, fine-tuning with the images' labels (Q3)")(oneshot_ft)
+register_method("oneshot", uses="none", family="control", summary="selection and removal only")(oneshot)
+register_method("oneshot_bn", uses="calibration", family="control", traits=("bn-recalibrated",),
+                summary="selection, removal, BatchNorm re-estimated")(with_bn_recalibration(oneshot))
+register_method("oneshot_bn_random", uses="calibration", family="control", traits=("bn-recalibrated",),
+                summary="as oneshot_bn with random importance (Q4)")(
+    with_bn_recalibration(with_settings(oneshot, importance="random")))
+register_method("dense_bn", uses="calibration", family="control", traits=("bn-recalibrated",),
+                summary="unpruned, BatchNorm re-estimated")(dense_bn)

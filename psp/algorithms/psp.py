@@ -116,14 +116,14 @@ def run_psp(ctx: PruneContext) -> MethodResult:
                         extra={"cached_targets": store is not None and store.cached is not None})
 
 
-register_method("psp", uses="calibration", summary="PSP: sparsity penalty, removal, balanced reconstruction")(
-    run_psp)
-register_method("psp_no_penalty", uses="calibration", summary="PSP without phase 1 (no sparsity penalty)")(
+# PSP and its ablations, in the ablation table's order; the summaries are that table's "what it is" column.
+register_method("psp", uses="calibration", family="PSP",
+                summary="PSP (penalty, removal, balanced reconstruction)")(run_psp)
+register_method("psp_no_penalty", uses="calibration", family="PSP", summary="without phase 1 (sparsity penalty)")(
     with_settings(run_psp, penalty_epochs=0))
-register_method("psp_no_balance", uses="calibration", summary="PSP with one learning rate for all layers")(
+register_method("psp_no_balance", uses="calibration", family="PSP", summary="one learning rate for all layers")(
     with_settings(run_psp, balanced=False))
-register_method("psp_no_rec", uses="calibration", summary="PSP without phase-2 training (no reconstruction)")(
+register_method("psp_no_rec", uses="calibration", family="PSP", summary="without phase-2 reconstruction")(
     with_settings(run_psp, rec_epochs=0))
-register_method("psp_random", uses="calibration",
-                summary="PSP with random channel importance (is the reconstruction, not the criterion, the key?)")(
+register_method("psp_random", uses="calibration", family="PSP", summary="random channel importance (Q4)")(
     with_settings(run_psp, importance="random"))

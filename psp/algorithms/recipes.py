@@ -22,9 +22,9 @@ ONE_RATE_ANNEALED: dict[str, object] = {"balanced": True, "balance_power": 0.0, 
 PSP_PLUS = ONE_RATE_ANNEALED | {"batch_size": 64, "penalty_epochs": 10, "rec_epochs": 50}  # nb_lr3e-3_p2cos_b64_10+50
 PSP_FAST = ONE_RATE_ANNEALED | {"penalty_epochs": 0, "rec_epochs": 8}  # tune_psp.py's fast_0+8
 
-register_method("psp_plus", uses="calibration",
-                summary="PSP with the validation-searched recipe: most accurate within 2x the released epochs")(
+register_method("psp_plus", uses="calibration", family="PSP",
+                summary="validation-searched recipe, most accurate (not the paper's)")(
     with_settings(run_psp, **PSP_PLUS))
-register_method("psp_fast", uses="calibration",
-                summary="PSP with the validation-searched recipe: the released accuracy in a quarter of its time")(
+register_method("psp_fast", uses="calibration", family="PSP",
+                summary="validation-searched recipe, a quarter of PSP's time (not the paper's)")(
     with_settings(run_psp, **PSP_FAST))

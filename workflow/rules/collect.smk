@@ -25,4 +25,4 @@ rule collect_runs:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/collect_runs.py"
+        "../scripts/report.py"

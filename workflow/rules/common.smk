@@ -29,6 +29,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 # The library is imported only after the schema check, so a bad config fails in a second, not after torch loads.
 from psp.errors import UsageError
 from psp.methods import get_method, list_methods, load_method_modules
+from psp.registry import catalogue
 from psp.models import is_model
 
 
@@ -292,6 +293,7 @@ def design_params():
         "targets": [target_label(t) for t in config["targets"]],
         "seeds": config["seeds"],
         "methods": METHOD_USES,
+        "catalogue": catalogue(),  # every registered method's family, uses, traits and summary, in table order
         "sweep_methods": SWEEP_METHODS,
         "sweep_targets": [target_label(t) for t in SWEEP_TARGETS],
         "layerwise_saturation": config["layerwise_saturation"],

@@ -27,7 +27,7 @@ rule plot_accuracy_vs_macs:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/plot_accuracy_vs_macs.py"
+        "../scripts/report.py"
 
 
 rule plot_accuracy_vs_samples:
@@ -56,7 +56,7 @@ rule plot_accuracy_vs_samples:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/plot_accuracy_vs_samples.py"
+        "../scripts/report.py"
 
 
 rule plot_ablation:
@@ -85,7 +85,7 @@ rule plot_ablation:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/plot_ablation.py"
+        "../scripts/report.py"
 
 
 rule plot_layer_updates:
@@ -114,7 +114,7 @@ rule plot_layer_updates:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/plot_layer_updates.py"
+        "../scripts/report.py"
 
 
 rule plot_speedup:
@@ -143,7 +143,7 @@ rule plot_speedup:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/plot_speedup.py"
+        "../scripts/report.py"
 
 
 rule plot_calibration_cost:
@@ -172,7 +172,7 @@ rule plot_calibration_cost:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/plot_calibration_cost.py"
+        "../scripts/report.py"
 
 
 rule plot_verdicts:
@@ -199,4 +199,4 @@ rule plot_verdicts:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/plot_verdicts.py"
+        "../scripts/report.py"

@@ -33,7 +33,7 @@ rule tabulate_comparison:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/tabulate_comparison.py"
+        "../scripts/report.py"
 
 
 rule tabulate_ablation:
@@ -68,7 +68,7 @@ rule tabulate_ablation:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/tabulate_ablation.py"
+        "../scripts/report.py"
 
 
 rule tabulate_calibration:
@@ -103,7 +103,7 @@ rule tabulate_calibration:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/tabulate_calibration.py"
+        "../scripts/report.py"
 
 
 rule assess_claims:
@@ -133,4 +133,4 @@ rule assess_claims:
     conda:
         "../envs/psp.yaml"
     script:
-        "../scripts/assess_claims.py"
+        "../scripts/report.py"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from summaries import start_log
 
 from psp.checkpoint import load_model
 from psp.data.spec import example_input
 from psp.export import ArchitectureExports
 from psp.latency import time_pair
+from psp.report.summaries import start_log
 
 
 def main(smk) -> None:

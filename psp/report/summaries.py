@@ -1,8 +1,4 @@
-"""Shared by the table, claim and figure scripts: the collected runs, summaries over seeds and table writing.
-
-Snakemake puts this folder on ``sys.path`` for every local script, so the scripts ``import summaries``. Nothing here
-imports torch: the scripts start in a second.
-"""
+"""Shared by the table, claim and figure reports: the collected runs, summaries over seeds and table writing."""
 
 import logging
 import math
@@ -14,44 +10,6 @@ import pandas as pd
 
 ID_COLUMNS = ["dataset", "model", "method", "target", "samples", "seed"]
 SETUP = ["dataset", "model"]
-# PSP, its ablations and the controls, in the order of the ablation table and figure.
-ABLATIONS = {
-    "psp": "PSP (penalty, removal, balanced reconstruction)",
-    "psp_no_penalty": "without phase 1 (sparsity penalty)",
-    "psp_no_balance": "one learning rate for all layers",
-    "psp_no_rec": "without phase-2 reconstruction",
-    "psp_random": "random channel importance (Q4)",
-    "psp_plus": "validation-searched recipe, most accurate (not the paper's)",
-    "psp_fast": "validation-searched recipe, a quarter of PSP's time (not the paper's)",
-    "oneshot_kd": "selection, removal, distillation of the logits only (Q2)",
-    "oneshot_ft": "selection, removal, fine-tuning with the images' labels (Q3)",
-    "oneshot": "selection and removal only",
-    "oneshot_bn": "selection, removal, BatchNorm re-estimated",
-    "oneshot_bn_random": "as oneshot_bn with random importance (Q4)",
-    "dense_bn": "unpruned, BatchNorm re-estimated",
-}
-# Every built-in method by family, in table order: each control sits beside what it explains (a "+BN" variant right
-# after its released method). Methods registered from outside come last, in the family their `uses` implies.
-FAMILIES = {
-    "PSP": ["psp", "psp_no_penalty", "psp_no_balance", "psp_no_rec", "psp_random", "psp_plus", "psp_fast"],
-    "control": ["oneshot_kd", "oneshot_ft", "oneshot", "oneshot_bn", "oneshot_bn_random", "dense_bn"],
-    "post-training": ["adaprune", "adaprune_bn", "gap", "gap_bn", "neuron_merging", "neuron_merging_bn"],
-    "retraining": ["l1", "greg", "depgraph"],
-}
-ORDER = [m for members in FAMILIES.values() for m in members]
-OUTSIDE_FAMILY = {"labels": "retraining", "calibration": "post-training", "none": "post-training"}
-
-
-def family(method: str, uses: str) -> str:
-    """The family a method is shown in: its built-in one, or the one its data implies."""
-    return next((name for name, members in FAMILIES.items() if method in members), OUTSIDE_FAMILY.get(uses, ""))
-
-
-def method_rank(method: str) -> int:
-    """Table position of a method: the built-in order, then methods registered from outside."""
-    return ORDER.index(method) if method in ORDER else len(ORDER)
-
-
 def start_log(path: str) -> logging.Logger:
     """Send stderr and the logging output to the rule's log file."""
     sys.stderr = open(path, "w")  # noqa: SIM115  (lives as long as the script)

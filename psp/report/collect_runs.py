@@ -17,7 +17,8 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from summaries import ID_COLUMNS, start_log
+
+from psp.report.summaries import ID_COLUMNS, start_log
 
 RENAMED = {"model": "arch", "data": "data_spec", "samples": "samples_drawn"}
 
@@ -96,7 +97,3 @@ def main(smk) -> None:
     layer_table.sort_values(ID_COLUMNS + ["layer_index"], kind="stable").to_csv(smk.output.layers, index=False)
     log.info("collected %d runs (%d reused from previous_runs; %d with per-layer weight change)", len(runs),
              int((runs["reused_from"] != "").sum()), len(layers))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

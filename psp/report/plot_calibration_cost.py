@@ -4,8 +4,9 @@ A least-squares line (seconds = a + b · images) per method and target shows whe
 
 import matplotlib.pyplot as plt
 import numpy as np
-from plotting import curve, save_with_legend, styles_of, sweep_runs_or_placeholder
-from summaries import start_log
+
+from psp.report.plotting import curve, drawn, save_with_legend, styles_of, sweep_runs_or_placeholder
+from psp.report.summaries import start_log
 
 PANELS = {"seconds": "pruning time (s, the method alone)", "max_rss_mib": "peak memory of the job (MiB)"}
 
@@ -16,7 +17,7 @@ def main(smk) -> None:
     if runs is None:
         return
     runs = runs.assign(max_rss_mib=runs.get("max_rss_mib"))  # absent in runs collected without benchmarks
-    styles = styles_of(runs)
+    styles = styles_of(runs, smk.params.design)
     setups = sorted(runs["setup"].unique())
     fig, axes = plt.subplots(len(setups), len(PANELS), figsize=(4.4 * len(PANELS), 3.3 * len(setups)),
                              squeeze=False)
@@ -41,8 +42,4 @@ def main(smk) -> None:
             ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
     save_with_legend(fig, styles, smk.output)
-    log.info("plotted %d runs", len(runs))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)
+    log.info("plotted %d runs: %s", len(runs), drawn(styles))

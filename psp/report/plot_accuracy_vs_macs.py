@@ -5,8 +5,18 @@ families' panels as the reference, and the unpruned model's top-1 as a dashed gr
 
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
-from plotting import DENSE_LINE, PERCENT, curve, families_present, main_runs_or_placeholder, save_with_legend, styles_of
-from summaries import start_log
+
+from psp.report.plotting import (
+    DENSE_LINE,
+    PERCENT,
+    curve,
+    drawn,
+    families_present,
+    main_runs_or_placeholder,
+    save_with_legend,
+    styles_of,
+)
+from psp.report.summaries import start_log
 
 REFERENCE = {"color": "black", "linestyle": "-", "linewidth": 0.8, "marker": None}
 
@@ -16,7 +26,7 @@ def main(smk) -> None:
     runs = main_runs_or_placeholder(smk)
     if runs is None:
         return
-    styles = styles_of(runs)
+    styles = styles_of(runs, smk.params.design)
     families = families_present(styles)
     setups = sorted(runs["setup"].unique())
     fig, axes = plt.subplots(len(setups), len(families), figsize=(3.4 * len(families), 3.0 * len(setups)),
@@ -40,8 +50,4 @@ def main(smk) -> None:
                 ax.set_ylabel(PERCENT)
     extra = [(Line2D([], [], **DENSE_LINE), "unpruned"), (Line2D([], [], **REFERENCE), "psp (reference)")]
     save_with_legend(fig, styles, smk.output, extra)
-    log.info("plotted %d runs", len(runs))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)
+    log.info("plotted %d runs: %s", len(runs), drawn(styles))

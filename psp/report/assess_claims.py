@@ -10,14 +10,13 @@ when every comparison holds. Budgets below the paper's mark a verdict budget-lim
 import math
 
 import pandas as pd
-from summaries import SETUP, family, main_runs, mean_se, paired_difference, pm, read_runs, start_log, sweep_runs
+
+from psp.report.catalogue import Catalogue
+from psp.report.summaries import SETUP, main_runs, mean_se, paired_difference, pm, read_runs, start_log, sweep_runs
 
 # The paper's budgets (method.md): retraining baselines fine-tune 100 epochs; PSP runs 20 + 10 epochs; the draw
 # study used ten draws; the calibration-size study spans 128 ... 5120 images.
 PAPER = {"retrain_epochs": 100, "penalty_epochs": 20, "rec_epochs": 10, "draws": 10, "samples": (128, 5120)}
-POST_TRAINING = ["adaprune", "gap", "neuron_merging"]
-WITH_BN = [f"{m}_bn" for m in POST_TRAINING]  # the same methods, then BatchNorm re-estimated (Q1)
-LAYERWISE = ["adaprune", "gap", "adaprune_bn", "gap_bn"]  # layer-wise reconstruction, with and without +BN (Q5)
 CLAIMS = {
     "C1": "At matched FLOPs reduction, PSP is more accurate than the other post-training methods (AdaPrune, gAP, "
           "Neuron Merging).",
@@ -134,10 +133,25 @@ def budget_notes(runs: pd.DataFrame, methods: list[str], psp: bool = True, retra
     return notes
 
 
+def post_training(design: dict) -> list[str]:
+    """The post-training baselines as released (C1): the family without BatchNorm re-estimation."""
+    return Catalogue.of(design).members("post-training", without="bn-recalibrated")
+
+
+def with_bn(design: dict) -> list[str]:
+    """The post-training baselines with BatchNorm re-estimated on the same images, "+BN" (Q1)."""
+    return Catalogue.of(design).members("post-training", trait="bn-recalibrated")
+
+
+def layerwise(design: dict) -> list[str]:
+    """The layer-wise reconstruction methods, with and without +BN (Q5)."""
+    return Catalogue.of(design).with_trait("layer-wise")
+
+
 def retraining_methods(design: dict, present: set[str]) -> list[str]:
-    """The retraining baselines present: labels methods outside the controls (oneshot_ft reads labels too, but
-    fine-tunes on the calibration images only: it is Q3's control, not a retraining baseline)."""
-    return [m for m, u in design["methods"].items() if m in present and family(m, u) == "retraining"]
+    """The retraining baselines present (oneshot_ft reads labels too, but fine-tunes on the calibration images only:
+    it is Q3's control, registered in the control family)."""
+    return [m for m in Catalogue.of(design).members("retraining") if m in present]
 
 
 def difference_claim(main: pd.DataFrame, a: str, others: list[str], claimed: str = "greater") -> tuple[list, list]:
@@ -154,14 +168,15 @@ def difference_claim(main: pd.DataFrame, a: str, others: list[str], claimed: str
 
 
 def claim_c1(main, present, layers, runs, design):
-    baselines = [m for m in POST_TRAINING if m in present]
+    released = post_training(design)
+    baselines = [m for m in released if m in present]
     if "psp" not in present or not baselines:
-        return "not run", [f"needs psp and at least one of {', '.join(POST_TRAINING)}"], []
+        return "not run", [f"needs psp and at least one of {', '.join(released)}"], []
     outcomes, lines = difference_claim(main, "psp", baselines)
-    with_bn = [m for m in WITH_BN if m in present]
-    if with_bn:  # shown beside the released baselines; their verdict is Q1's
+    recalibrated = [m for m in with_bn(design) if m in present]
+    if recalibrated:  # shown beside the released baselines; their verdict is Q1's
         lines += [f"{line.rsplit(' → ', 1)[0]} (+BN, not in this verdict: see Q1)"
-                  for line in difference_claim(main, "psp", with_bn)[1]]
+                  for line in difference_claim(main, "psp", recalibrated)[1]]
     return combine(outcomes), lines, budget_notes(main, ["psp"]) + layerwise_notes(main, design)
 
 
@@ -259,7 +274,8 @@ def claim_c7(main, present, layers, runs, design):
 def claim_c8(main, present, layers, runs, design):
     retrain = retraining_methods(design, present)
     if "psp" not in present or not retrain:
-        return "not run", ["needs psp and a retraining method (uses labels: l1, greg, depgraph)"], []
+        return "not run", [f"needs psp and a retraining method "
+                           f"({', '.join(Catalogue.of(design).members('retraining'))})"], []
     outcomes, lines = [], []
     for target, group in main.groupby("target", sort=True):
         psp = group[group["method"] == "psp"]
@@ -290,7 +306,7 @@ def best_of(group: pd.DataFrame, methods: list[str]) -> str | None:
 
 def layerwise_notes(main: pd.DataFrame, design: dict) -> list[str]:
     """Why a layer-wise verdict is budget-limited: layer_epochs below the model's measured saturated budget."""
-    rows = main[main["method"].isin(LAYERWISE)]
+    rows = main[main["method"].isin(layerwise(design))]
     if rows.empty:
         return []
     used = rows["settings.layer_epochs"].max()
@@ -320,8 +336,9 @@ def best_baseline_claim(main, present, design, candidates, label, extra=()):
 
 
 def question_q1(main, present, layers, runs, design):
-    gains = [(bn, bn.removesuffix("_bn")) for bn in WITH_BN] + [("psp", m) for m in POST_TRAINING]
-    return best_baseline_claim(main, present, design, WITH_BN, "+BN baseline", gains)
+    recalibrated = with_bn(design)  # each listed with its gain over the released method it recalibrates
+    gains = [(bn, bn.removesuffix("_bn")) for bn in recalibrated] + [("psp", m) for m in post_training(design)]
+    return best_baseline_claim(main, present, design, recalibrated, "+BN baseline", gains)
 
 
 def question_q2(main, present, layers, runs, design):
@@ -361,7 +378,7 @@ def question_q4(main, present, layers, runs, design):
 
 
 def question_q5(main, present, layers, runs, design):
-    return best_baseline_claim(main, present, design, LAYERWISE, "layer-wise method")
+    return best_baseline_claim(main, present, design, layerwise(design), "layer-wise method")
 
 
 def question_q6(main, present, layers, runs, design):
@@ -429,7 +446,3 @@ def main(smk) -> None:
     with open(smk.output.md, "w") as f:
         f.write(markdown(table, design))
     log.info("claims: %s", ", ".join(f"{r.claim}={r.verdict}" for r in table.itertuples()))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

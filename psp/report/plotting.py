@@ -13,7 +13,10 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from summaries import FAMILIES, family, main_runs, method_rank, read_runs, sweep_runs  # noqa: E402
+
+from psp.options import FAMILIES  # noqa: E402
+from psp.report.catalogue import Catalogue  # noqa: E402
+from psp.report.summaries import main_runs, read_runs, sweep_runs  # noqa: E402
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
 PERCENT = "top-1 accuracy (%)"
@@ -42,12 +45,12 @@ def _shade(colour: str, amount: float) -> tuple[float, float, float]:
     return tuple(c + (1 - c) * amount for c in to_rgb(colour))
 
 
-def method_styles(methods: dict[str, str]) -> dict[str, Style]:
-    """Each method (name -> uses) in table order: its family's colour, lighter for later members (at most 45 % white),
-    and a marker and line style of its own within the family."""
+def method_styles(methods: dict[str, str], catalogue: Catalogue) -> dict[str, Style]:
+    """Each method (name -> uses) in table order: its registered family's colour, lighter for later members (at most
+    45 % white), and a marker and line style of its own within the family."""
     by_family: dict[str, list[str]] = {}
-    for method in sorted(methods, key=method_rank):
-        by_family.setdefault(family(method, methods[method]), []).append(method)
+    for method in sorted(methods, key=catalogue.rank):
+        by_family.setdefault(catalogue.family(method, methods[method]), []).append(method)
     styles = {}
     for name, members in by_family.items():
         base = FAMILY_COLOURS.get(name, "#555555")
@@ -58,9 +61,14 @@ def method_styles(methods: dict[str, str]) -> dict[str, Style]:
     return styles
 
 
-def styles_of(runs: pd.DataFrame) -> dict[str, Style]:
-    """The styles of the methods in ``runs``."""
-    return method_styles(runs.drop_duplicates("method").set_index("method")["uses"].to_dict())
+def styles_of(runs: pd.DataFrame, design: dict) -> dict[str, Style]:
+    """The styles of the methods in ``runs``, by the families the design's catalogue declares."""
+    return method_styles(runs.drop_duplicates("method").set_index("method")["uses"].to_dict(), Catalogue.of(design))
+
+
+def drawn(styles: dict[str, Style]) -> str:
+    """The methods a figure drew, each with its family (for the rule's log)."""
+    return ", ".join(f"{method} ({style.family})" for method, style in styles.items())
 
 
 def families_present(styles: dict[str, Style]) -> list[str]:

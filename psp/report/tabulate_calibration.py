@@ -2,7 +2,8 @@
 dataset/model and target, mean ± std over seeds (each seed is a different random draw of the images)."""
 
 import pandas as pd
-from summaries import SETUP, pm, read_runs, seed_summary, start_log, sweep_runs, write_table
+
+from psp.report.summaries import SETUP, pm, read_runs, seed_summary, start_log, sweep_runs, write_table
 
 
 def calibration(runs: pd.DataFrame) -> pd.DataFrame:
@@ -35,7 +36,3 @@ def main(smk) -> None:
             f"images × epochs.")
     write_table(table, display(table), smk.output, "Accuracy against the number of calibration images", note)
     log.info("calibration: %d rows", len(table))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

@@ -6,8 +6,9 @@ methods the configuration ran on no model are left out (a calibration study, say
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.patches import Patch
-from plotting import placeholder, save
-from summaries import start_log
+
+from psp.report.plotting import placeholder, save
+from psp.report.summaries import start_log
 
 COLOURS = {"holds": "#4dac26", "not significant": "#f1d54b", "opposite": "#d01c8b", "does not hold": "#f1a340",
            "mixed": "#92c5de", "budget-limited": "#bababa", "inconclusive": "#ffffff", "not run": "#f2f2f2"}
@@ -51,7 +52,3 @@ def main(smk) -> None:
               bbox_to_anchor=(0.5, -0.02), ncol=min(3, len(used)), frameon=False, fontsize=8)
     save(fig, smk.output)
     log.info("plotted %d verdicts", len(table))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

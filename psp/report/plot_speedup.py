@@ -6,8 +6,9 @@ setup's runs (e.g. runs timed before ONNX Runtime was measured) leaves its panel
 
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
-from plotting import curve, main_runs_or_placeholder, save_with_legend, styles_of
-from summaries import start_log
+
+from psp.report.plotting import curve, drawn, main_runs_or_placeholder, save_with_legend, styles_of
+from psp.report.summaries import start_log
 
 PANELS = {"speedup_b1": "PyTorch, batch 1", "speedup_b64": "PyTorch, batch 64",
           "speedup_b1_ort": "ONNX Runtime, batch 1", "speedup_b64_ort": "ONNX Runtime, batch 64"}
@@ -19,7 +20,7 @@ def main(smk) -> None:
     runs = main_runs_or_placeholder(smk)
     if runs is None:
         return
-    styles = styles_of(runs)
+    styles = styles_of(runs, smk.params.design)
     setups = sorted(runs["setup"].unique())
     fig, axes = plt.subplots(len(setups), len(PANELS), figsize=(4.2 * len(PANELS), 3.4 * len(setups)),
                              squeeze=False)
@@ -38,8 +39,4 @@ def main(smk) -> None:
             ax.set_xlabel("MACs reduction (×, measured)")
             ax.set_ylabel("latency speed-up (×, dense / pruned)")
     save_with_legend(fig, styles, smk.output, [(Line2D([], [], **DIAGONAL), "speed-up = MACs reduction")])
-    log.info("plotted %d runs", len(runs))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)
+    log.info("plotted %d runs: %s", len(runs), drawn(styles))

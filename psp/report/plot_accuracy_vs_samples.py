@@ -5,8 +5,17 @@ unpruned model."""
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
-from plotting import DENSE_LINE, PERCENT, curve, save_with_legend, styles_of, sweep_runs_or_placeholder
-from summaries import start_log
+
+from psp.report.plotting import (
+    DENSE_LINE,
+    PERCENT,
+    curve,
+    drawn,
+    save_with_legend,
+    styles_of,
+    sweep_runs_or_placeholder,
+)
+from psp.report.summaries import start_log
 
 
 def main(smk) -> None:
@@ -14,7 +23,7 @@ def main(smk) -> None:
     runs = sweep_runs_or_placeholder(smk)
     if runs is None:
         return
-    styles = styles_of(runs)
+    styles = styles_of(runs, smk.params.design)
     setups, targets = sorted(runs["setup"].unique()), sorted(runs["target"].unique())
     sizes = sorted(runs["samples"].unique())
     fig, axes = plt.subplots(len(setups), len(targets), figsize=(4.2 * len(targets), 3.2 * len(setups)),
@@ -34,8 +43,4 @@ def main(smk) -> None:
             ax.set_xlabel("calibration images (count, log scale)")
             ax.set_ylabel(PERCENT)
     save_with_legend(fig, styles, smk.output, [(Line2D([], [], **DENSE_LINE), "unpruned")])
-    log.info("plotted %d runs", len(runs))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)
+    log.info("plotted %d runs: %s", len(runs), drawn(styles))

@@ -4,8 +4,9 @@ band = ± 1 std, one panel per target and dataset/model."""
 
 import pandas as pd
 import seaborn as sns
-from plotting import placeholder, save
-from summaries import start_log
+
+from psp.report.plotting import placeholder, save
+from psp.report.summaries import start_log
 
 
 def main(smk) -> None:
@@ -27,7 +28,3 @@ def main(smk) -> None:
     grid.set_titles("{row_name}, {col_name}")
     save(grid.figure, smk.output)
     log.info("plotted %d layer rows", len(layers))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

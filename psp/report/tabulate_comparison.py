@@ -9,13 +9,12 @@ latency ratio dense / pruned in eager PyTorch and in ONNX Runtime (ORT).
 """
 
 import pandas as pd
-from summaries import (
-    FAMILIES,
+
+from psp.report.catalogue import Catalogue, family_rank
+from psp.report.summaries import (
     SETUP,
     SPEEDUP_COLUMNS,
-    family,
     main_runs,
-    method_rank,
     pm,
     read_runs,
     seed_summary,
@@ -29,15 +28,15 @@ SPEEDUPS = dict(zip(SPEEDUP_COLUMNS, ["speed-up b1 ×", "speed-up b64 ×", "ORT 
 VALUES = ["top1_pct", "top1_dense_pct", "delta_pct", "macs_reduction", "rp_pct", "rf_pct", "seconds", *SPEEDUPS]
 
 
-def comparison(runs: pd.DataFrame, default_samples: int) -> pd.DataFrame:
+def comparison(runs: pd.DataFrame, default_samples: int, catalogue: Catalogue) -> pd.DataFrame:
     runs = main_runs(runs, default_samples).assign(
         delta_pct=lambda r: r["top1_pct"] - r["top1_dense_pct"], rp_pct=lambda r: 100 * r["rp"],
         rf_pct=lambda r: 100 * r["rf"])
     table = seed_summary(runs, SETUP + ["method", "uses", "target", "samples"], VALUES)
     table = versus_psp(table, runs)
-    table.insert(2, "family", [family(m, u) for m, u in zip(table["method"], table["uses"], strict=True)])
-    table["family_rank"] = table["family"].map(list(FAMILIES).index)
-    table["method_rank"] = table["method"].map(method_rank)
+    table.insert(2, "family", [catalogue.family(m, u) for m, u in zip(table["method"], table["uses"], strict=True)])
+    table["family_rank"] = table["family"].map(family_rank)
+    table["method_rank"] = table["method"].map(catalogue.rank)
     table = table.sort_values(SETUP + ["target", "family_rank", "method_rank", "top1_pct_mean"],
                               ascending=[True, True, True, True, True, False], kind="stable")
     return table.drop(columns=["family_rank", "method_rank"]).reset_index(drop=True)
@@ -65,7 +64,7 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
 def main(smk) -> None:
     log = start_log(smk.log[0])
     default_samples = smk.params.design["default_samples"]
-    table = comparison(read_runs(smk.input.runs), default_samples)
+    table = comparison(read_runs(smk.input.runs), default_samples, Catalogue.of(smk.params.design))
     dense = ", ".join(f"{d} / {m}: {v:.2f} %" for (d, m), v in
                       table.groupby(SETUP)["top1_dense_pct_mean"].first().items())
     note = (f"Top-1 mean ± std over seeds; Δ from the unpruned model (dense top-1 {dense}); vs PSP: method − PSP "
@@ -76,7 +75,3 @@ def main(smk) -> None:
             f"data; 'labels' methods read the labeled training split and carry n = {default_samples} as a label).")
     write_table(table, display(table), smk.output, "Comparison of pruning methods", note)
     log.info("comparison: %d rows", len(table))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)

@@ -2,18 +2,22 @@
 panel per dataset/model."""
 
 import seaborn as sns
-from plotting import PERCENT, placeholder, save
-from summaries import ABLATIONS, main_runs, read_runs, start_log
+
+from psp.report.catalogue import Catalogue
+from psp.report.plotting import PERCENT, placeholder, save
+from psp.report.summaries import main_runs, read_runs, start_log
+from psp.report.tabulate_ablation import ablation_methods
 
 
 def main(smk) -> None:
     log = start_log(smk.log[0])
     runs = main_runs(read_runs(smk.input.runs), smk.params.design["default_samples"])
-    runs = runs[runs["method"].isin(ABLATIONS)]
+    methods = ablation_methods(Catalogue.of(smk.params.design))
+    runs = runs[runs["method"].isin(methods)]
     if runs.empty:
         placeholder(smk.output, "no PSP ablation or control in this configuration")
         return
-    order = [m for m in ABLATIONS if m in set(runs["method"])]
+    order = [m for m in methods if m in set(runs["method"])]
     runs = runs.assign(target_label=runs["target"].map("{:g}×".format))
     grid = sns.catplot(data=runs, x="method", y="top1_pct", hue="target_label", col="setup", kind="bar", order=order,
                        errorbar="sd", col_wrap=min(2, runs["setup"].nunique()), height=3.8, aspect=1.5,
@@ -26,8 +30,4 @@ def main(smk) -> None:
             label.set_rotation(40)
             label.set_horizontalalignment("right")
     save(grid.figure, smk.output)
-    log.info("plotted %d runs", len(runs))
-
-
-if __name__ == "__main__":
-    main(snakemake)  # noqa: F821  (injected by Snakemake's script directive)
+    log.info("plotted %d runs: %s", len(runs), ", ".join(order))
