@@ -187,13 +187,12 @@ def _run(args: argparse.Namespace) -> None:
     from psp import pipeline
 
     if args.command == "list":
-        from psp.methods import get_method, list_methods
         from psp.models import list_models
+        from psp.registry import catalogue
 
         print("models:", " ".join(list_models()), "tv:<torchvision name> timm:<timm name>")
-        for name in list_methods():
-            m = get_method(name)
-            print(f"method {name:18s} uses={m.uses:12s} {m.summary}")
+        for name, m in catalogue().items():  # in table order
+            print(f"method {name:18s} {m['family']:14s} uses={m['uses']:12s} {m['summary']}")
         return
     if args.command == "export":
         if args.model:
