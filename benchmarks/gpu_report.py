@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 TOLERANCE = 0.02  # select_by_target_macs meets the target within ±2 %
+DEVICES = ("cpu", "cuda")  # the folders of pruning runs; others (train/, epoch/) hold training runs
+DISAGREE = 3  # exit status when the devices disagree (a crash exits 1, bad arguments 2)
 
 
 def read_run(folder: Path) -> dict:
@@ -28,8 +30,9 @@ def read_run(folder: Path) -> dict:
 
 
 def runs_under(root: Path) -> dict[tuple[str, str], dict]:
-    """(device, method) -> run, for every ROOT/<device>/<method>/metrics.json."""
-    return {(f.parent.parent.name, f.parent.name): read_run(f.parent) for f in sorted(root.glob("*/*/metrics.json"))}
+    """(device, method) -> run, for every ROOT/<device>/<method>/metrics.json of a device in ``DEVICES``."""
+    return {(device, f.parent.name): read_run(f.parent)
+            for device in DEVICES for f in sorted(root.glob(f"{device}/*/metrics.json"))}
 
 
 def table_row(device: str, method: str, m: dict) -> dict:
@@ -96,7 +99,7 @@ def main() -> None:
     print(text)
     if not ok:
         print("gpu_report: CPU and CUDA disagree (see the CPU vs CUDA table)", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(DISAGREE)
 
 
 if __name__ == "__main__":

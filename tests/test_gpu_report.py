@@ -35,6 +35,8 @@ def oneshot_run(trained, tmp_path_factory) -> Path:
 def test_agreeing_devices_pass(oneshot_run, tmp_path):
     for device in ("cpu", "cuda"):
         shutil.copytree(oneshot_run, tmp_path / device / "oneshot")
+    (tmp_path / "epoch" / "vgg19_cifar").mkdir(parents=True)  # gpu_check's training runs: no selection.json
+    (tmp_path / "epoch" / "vgg19_cifar" / "metrics.json").write_text("{}")
     result = report(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -51,7 +53,7 @@ def test_a_different_selection_fails(oneshot_run, tmp_path):
     selection[group] = selection[group][1:]
     path.write_text(json.dumps(selection))
     result = report(tmp_path)
-    assert result.returncode == 1 and "disagree" in result.stderr
+    assert result.returncode == 3 and "disagree" in result.stderr
     assert json.loads((tmp_path / "summary.json").read_text())["agreement"][0]["channels_differing"] == 1
     assert report(tmp_path, "--exact").returncode == 0  # reported, not failed, for a method that trains
 
@@ -59,7 +61,7 @@ def test_a_different_selection_fails(oneshot_run, tmp_path):
 def test_a_method_missing_on_one_device_fails(oneshot_run, tmp_path):
     shutil.copytree(oneshot_run, tmp_path / "cuda" / "oneshot")
     result = report(tmp_path)
-    assert result.returncode == 1 and "missing on one device: oneshot" in result.stdout
+    assert result.returncode == 3 and "missing on one device: oneshot" in result.stdout
 
 
 def test_gpu_check_names_what_it_needs(tmp_path):
