@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from psp.data.datasets import DataBundle, TensorImages
-from psp.data.loaders import batches, calibration_images
+from psp.data.loaders import batches
 from psp.data.normalization import normalizer
 from psp.data.spec import DataSpec
 from psp.latency import latency_profile
@@ -56,19 +56,19 @@ def main() -> None:
     dense = create_model("tv:resnet18", spec).to(device).eval()
     example = torch.zeros(1, 3, args.image_size, args.image_size, device=device)
     dense_latency = latency_profile(dense, example)
-    images = calibration_images(bundle.train, list(range(args.samples)), norm).to(device)
     rows = []
     for name in METHODS:
         settings = PruneSettings(target_macs=args.target, samples=args.samples, batch_size=64, penalty_epochs=2,
                                  rec_epochs=1, layer_epochs=1, epochs=1, train_subset=args.samples,
                                  amp=device.type == "cuda")
-        ctx = PruneContext(model=dense, example=example, settings=settings, device=device, normalize=norm,
-                           calibration=lambda: images, data=bundle)
+        method = get_method(name)
+        ctx = PruneContext.build(dense, bundle, settings, normalize="imagenet", indices=list(range(args.samples)),
+                                 device=device, uses=method.uses)
         if device.type == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        result = get_method(name).run(ctx)
+        result = method.run(ctx)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start

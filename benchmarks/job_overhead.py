@@ -31,9 +31,6 @@ def steps(args: argparse.Namespace, dense_metrics: Path) -> dict[str, float]:
     timings = {"interpreter and imports (torch, torch-pruning -> timm -> torchvision -> torch._dynamo)":
                time.perf_counter() - start}
     from psp import pipeline
-    from psp.data.loaders import calibration_images
-    from psp.data.normalization import normalizer
-    from psp.data.spec import example_input
     from psp.methods import PruneContext, get_method
     from psp.runtime import configure
     from psp.settings import PruneSettings
@@ -43,15 +40,13 @@ def steps(args: argparse.Namespace, dense_metrics: Path) -> dict[str, float]:
     timings["load data index and checkpoint"], (loaded, bundle, _) = _seconds(
         lambda: pipeline.load_for_run(args.checkpoint, "resnet56", args.data, "imagenet", opts))
     model = loaded.model.eval()
-    norm = normalizer("imagenet", bundle.spec.in_channels)
     settings = PruneSettings(target_macs=args.target, samples=args.samples, seed=0)
     no_timing = pipeline.RunOptions(threads=args.threads, device="cpu", latency_repeats=0)
     timings["dense reference from --dense-metrics (MACs check)"], _ = _seconds(
         lambda: pipeline.dense_reference(model, bundle, "imagenet", device, no_timing, None, dense_metrics))
     indices = pipeline.calibration_indices(settings, bundle)
-    timings["decode calibration images"], images = _seconds(lambda: calibration_images(bundle.train, indices, norm))
-    ctx = PruneContext(model=model, example=example_input(bundle.spec), settings=settings, device=device,
-                       normalize=norm, calibration=lambda: images)
+    timings["decode calibration images (building the method's context)"], ctx = _seconds(
+        lambda: PruneContext.build(model, bundle, settings, normalize="imagenet", indices=indices, device=device))
     timings["method (oneshot_bn)"], result = _seconds(lambda: get_method("oneshot_bn").run(ctx))
     timings["evaluate pruned model on the test split"], _ = _seconds(
         lambda: pipeline.evaluate(result.model, bundle, "imagenet", device, no_timing))

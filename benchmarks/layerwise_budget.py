@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from psp.checkpoint import load_model  # noqa: E402
 from psp.data.calibration import draw_calibration  # noqa: E402
 from psp.data.datasets import TensorImages, load_data  # noqa: E402
-from psp.data.loaders import batches, calibration_images  # noqa: E402
+from psp.data.loaders import batches  # noqa: E402
 from psp.data.normalization import normalizer  # noqa: E402
 from psp.methods import PruneContext, get_method  # noqa: E402
 from psp.metrics import accuracy  # noqa: E402
@@ -64,23 +64,22 @@ def main() -> None:
     loaded = load_model(args.checkpoint, args.model, bundle.spec, args.normalize)
     norm = normalizer(loaded.normalize, bundle.spec.in_channels)
     test = decoded(bundle.test)
-    example = torch.zeros(1, bundle.spec.in_channels, bundle.spec.image_size, bundle.spec.image_size)
 
     def top1(model: torch.nn.Module) -> float:
         return 100 * accuracy(model.eval(), batches(test, 500, norm))["top1"]
 
     def fit(method: str, epochs: int, seed: int) -> list[dict]:
-        images = calibration_images(bundle.train, draw_calibration(len(bundle.train), args.samples, seed), norm)
         settings = PruneSettings(target_macs=args.target, samples=args.samples, seed=seed, layer_epochs=epochs)
+        ctx = PruneContext.build(loaded.model, bundle, settings, normalize=loaded.normalize,
+                                 indices=draw_calibration(len(bundle.train), args.samples, seed), device=device,
+                                 uses=get_method(method).uses)
         torch.manual_seed(seed)
-        ctx = PruneContext(model=loaded.model.eval(), example=example, settings=settings, device=device,
-                           normalize=norm, calibration=lambda: images)
         start = time.perf_counter()
         result = get_method(method).run(ctx)
         seconds = time.perf_counter() - start
         plain = top1(result.model)
         recalibrated = copy.deepcopy(result.model)
-        recalibrate_batchnorm(recalibrated, images, settings.batch_size)
+        recalibrate_batchnorm(recalibrated, ctx.calibration(), settings.batch_size)
         return [{"method": method, "seed": seed, "layer_epochs": epochs, "top1": plain, "seconds": seconds},
                 {"method": f"{method}_bn", "seed": seed, "layer_epochs": epochs, "top1": top1(recalibrated),
                  "seconds": seconds}]

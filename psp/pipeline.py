@@ -5,7 +5,6 @@ Each writes its outputs atomically (temporary name, then rename), so an interrup
 """
 
 import csv
-import functools
 import io
 import json
 import logging
@@ -19,7 +18,7 @@ from torch import nn
 from psp.checkpoint import LoadedModel, load_model, save_model
 from psp.data.calibration import draw_calibration, format_indices, read_indices, validation_indices
 from psp.data.datasets import DataBundle, load_data
-from psp.data.loaders import batches, calibration_images, calibration_labels
+from psp.data.loaders import batches
 from psp.data.normalization import normalizer
 from psp.data.resize import resize_bundle
 from psp.data.spec import example_input
@@ -206,9 +205,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts, image_size)
     model = loaded.model.to(device).eval()
     check_input_size(model, bundle.spec, loaded.name)
-    norm = normalizer(loaded.normalize, bundle.spec.in_channels)
-    example = example_input(bundle.spec, device)
-    check_prunable(model, example, loaded.name)
+    check_prunable(model, example_input(bundle.spec, device), loaded.name)
     # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
     indices = calibration_indices(settings, bundle) if method.uses == "calibration" else []
     validation = None
@@ -218,26 +215,13 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
         validation = validation_indices(len(bundle.train), settings.validation_size)
     dense = dense_reference(model, bundle, loaded.normalize, device, opts, validation, dense_metrics)
 
-    def drawn() -> list[int]:
-        if method.uses == "none":
-            raise RuntimeError(f"method {method_name!r} declared uses='none' but asked for calibration images")
+    def drawn() -> list[int]:  # filled on first use; what was drawn is recorded below
         if not indices:
             indices.extend(calibration_indices(settings, bundle))
         return indices
 
-    @functools.cache
-    def calibration() -> torch.Tensor:
-        return calibration_images(bundle.train, drawn(), norm)
-
-    def labels() -> torch.Tensor:
-        return calibration_labels(bundle.train, drawn())
-
-    if method.uses == "calibration":
-        calibration()
-    labeled = method.uses == "labels"
-    ctx = PruneContext(model=model, example=example, settings=settings, device=device, normalize=norm,
-                       calibration=calibration, data=bundle if labeled else None,
-                       calibration_labels=labels if labeled else None)
+    ctx = PruneContext.build(model, bundle, settings, normalize=loaded.normalize, indices=drawn, device=device,
+                             uses=method.uses)
     torch.manual_seed(settings.seed)
     t0 = time.perf_counter()
     result = method.run(ctx)

@@ -1,4 +1,5 @@
-"""Shared fixtures: one tiny trained base model per session, the embedded data set, prune contexts.
+"""Shared fixtures: one tiny trained base model per session, the embedded data set, prune contexts, models with
+random BatchNorm.
 
 Everything runs on CPU with one thread (the test machines are small and shared); nothing reads the network.
 """
@@ -56,23 +57,47 @@ def fresh_base(trained) -> Callable[[], torch.nn.Module]:
 
 @pytest.fixture(scope="session")
 def make_context(mnist) -> Callable:
-    """Build a PruneContext over a model and calibration images drawn from the mnist5k training split."""
-    from psp.data.calibration import draw_calibration
-    from psp.data.loaders import calibration_images
-    from psp.data.normalization import normalizer
+    """Build a PruneContext over a model and the calibration images its settings draw from the mnist5k training
+    split, as ``psp prune`` would."""
     from psp.methods import PruneContext
+    from psp.pipeline import calibration_indices
     from psp.settings import PruneSettings
 
-    def build(model: torch.nn.Module, normalize: str = "mnist", bundle=None, **settings: object):
-        bundle = bundle or mnist
+    def build(model: torch.nn.Module, **settings: object):
         s = PruneSettings(**settings)
-        norm = normalizer(normalize, bundle.spec.in_channels)
-        indices = draw_calibration(len(bundle.train), s.samples, s.seed, s.validation_size)
-        images = calibration_images(bundle.train, indices, norm)
-        spec = bundle.spec
-        example = torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size)
-        return PruneContext(model=model.eval(), example=example, settings=s, device=torch.device("cpu"),
-                            normalize=norm, calibration=lambda: images)
+        return PruneContext.build(model, mnist, s, normalize="mnist", indices=calibration_indices(s, mnist))
+
+    return build
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """BatchNorm statistics and affine parameters far from their defaults, so that BN slicing errors show."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
+    return model
+
+
+@pytest.fixture(scope="session")
+def random_model() -> Callable:
+    """Build a model (at its tiny width, ``psp.models.tiny_options``, unless ``kwargs`` say otherwise) with BatchNorm
+    far from its defaults, in eval mode, and a random batch of 4 for it: what removal and export are checked on.
+    ``spec`` defaults to CIFAR-10's shape; the same ``seed`` gives the same model and batch."""
+    from psp.data.spec import DataSpec
+    from psp.models import create_model, tiny_options
+
+    def build(name: str, spec: DataSpec = DataSpec("cifar10", 3, 32, 10), *, seed: int = 0,
+              **kwargs: object) -> tuple[torch.nn.Module, torch.Tensor]:
+        torch.manual_seed(seed)
+        model = _randomise_bn(create_model(name, spec, **(tiny_options(name) | kwargs)), seed).eval()
+        example = torch.randn(4, spec.in_channels, spec.image_size, spec.image_size,
+                              generator=torch.Generator().manual_seed(seed))
+        return model, example
 
     return build
 

@@ -1,6 +1,6 @@
 """Every registered method on tiny models of each family, and the guarantees specific to the baselines.
 
-Contexts are built directly, as ``psp.pipeline.prune_run`` builds them, so that no evaluation is paid for: a
+Contexts come from ``PruneContext.build``, as in ``psp.pipeline.prune_run``, so that no evaluation is paid for: a
 ``calibration`` method gets unlabeled images drawn from a training split whose labels raise when read (and, stricter
 than the pipeline, that split as ``ctx.data``), a ``none`` method gets neither images nor data (both raise or are
 None), a ``labels`` method gets the labeled split and the calibration images with their labels.
@@ -18,18 +18,18 @@ from baselines.depgraph import group_norm_regulariser
 from baselines.greg import GrowingPenalty
 from baselines.neuron_merging import merge_chain, merge_into_consumers
 from psp.data.datasets import DataBundle, TensorImages, load_data
-from psp.data.loaders import batches, calibration_images, calibration_labels
+from psp.data.loaders import batches, calibration_images
 from psp.data.normalization import normalizer
 from psp.errors import UsageError
 from psp.methods import MethodResult, PruneContext, get_method, list_methods
 from psp.metrics import accuracy, count_macs
-from psp.models import create_model
+from psp.models import create_model, tiny_options
 from psp.settings import PruneSettings
 from psp.structure.groups import build_graph, output_layer
 from psp.structure.removal import remove_channels, selected_slices
 from psp.structure.rules import CUSTOM_PRUNERS
 
-FAMILIES = {"resnet8_tiny": {}, "vgg_tiny": {}, "resnet18_cifar": {"width": 4}}  # option-A ResNet, VGG, projection
+FAMILIES = ["resnet8_tiny", "vgg_tiny", "resnet18_cifar"]  # option-A ResNet, VGG, projection; at their tiny widths
 TARGET = 2.0
 TINY = {"target_macs": TARGET, "batch_size": 16, "layer_epochs": 1, "penalty_epochs": 1, "rec_epochs": 1,
         "epochs": 1, "train_subset": 256, "reg_epochs": 1}
@@ -78,28 +78,14 @@ def _unlabeled(bundle: DataBundle) -> DataBundle:
     return DataBundle(bundle.spec, train, bundle.test, bundle.default_normalization)
 
 
-def _no_calibration() -> torch.Tensor:
-    raise AssertionError("this method declared it reads no calibration images")
-
-
 def _context(name: str, model: torch.nn.Module, bundle: DataBundle, settings: PruneSettings,
              calibration_indices: list[int] = CALIBRATION) -> PruneContext:
     uses = get_method(name).uses
-    norm = normalizer("mnist", 1)
-    calibration, data = _no_calibration, None
-    if uses == "calibration":
-        data = _unlabeled(bundle)
-        images = calibration_images(data.train, calibration_indices, norm)
-        calibration = lambda: images  # noqa: E731
-    elif uses == "labels":
-        data = bundle
-        images = calibration_images(bundle.train, calibration_indices, norm)
-        labels = calibration_labels(bundle.train, calibration_indices)
-        calibration = lambda: images  # noqa: E731
-    example = torch.zeros(1, bundle.spec.in_channels, bundle.spec.image_size, bundle.spec.image_size)
-    return PruneContext(model=model.eval(), example=example, settings=settings, device=torch.device("cpu"),
-                        normalize=norm, calibration=calibration, data=data,
-                        calibration_labels=(lambda: labels) if uses == "labels" else None)
+    if uses == "calibration":  # stricter than the pipeline: the split is there, and its labels raise when read
+        unlabeled = _unlabeled(bundle)
+        ctx = PruneContext.build(model, unlabeled, settings, normalize="mnist", indices=calibration_indices)
+        return replace(ctx, data=unlabeled)
+    return PruneContext.build(model, bundle, settings, normalize="mnist", indices=calibration_indices, uses=uses)
 
 
 def _top1(model: torch.nn.Module, bundle: DataBundle) -> float:
@@ -107,11 +93,11 @@ def _top1(model: torch.nn.Module, bundle: DataBundle) -> float:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("name", list_methods())
 def test_method_hits_target_and_keeps_the_dense_model(name: str, family: str, mnist: DataBundle) -> None:
     torch.manual_seed(0)
-    dense = create_model(family, mnist.spec, **FAMILIES[family]).eval()
+    dense = create_model(family, mnist.spec, **tiny_options(family)).eval()
     state = {k: v.clone() for k, v in dense.state_dict().items()}
     ctx = _context(name, dense, mnist, PruneSettings(**TINY))
     torch.manual_seed(0)
@@ -130,13 +116,13 @@ def test_method_hits_target_and_keeps_the_dense_model(name: str, family: str, mn
 
 @pytest.mark.numerics
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("name", ["adaprune", "gap"])
 def test_layerwise_reconstruction_lowers_layer_losses(name: str, family: str, mnist: DataBundle) -> None:
     """Every fitted layer gets closer to its dense output, and the method's default 10 epochs per layer cut the
     summed loss decisively (seeded model; measured 0.40-0.68 of the loss before, the same on every kernel path)."""
     torch.manual_seed(0)
-    dense = create_model(family, mnist.spec, **FAMILIES[family]).eval()
+    dense = create_model(family, mnist.spec, **tiny_options(family)).eval()
     result = get_method(name).run(_context(name, dense, mnist, PruneSettings(**(TINY | {"layer_epochs": 10}))))
     rows = [r for r in result.tables["layer_losses"] if r.get("fitted", True)]
     assert rows and result.extra["layers_reconstructed"] == len(rows)
@@ -189,7 +175,7 @@ def test_neuron_merging_reads_no_data(mnist: DataBundle) -> None:
     assert get_method("neuron_merging").uses == "none"
     ctx = _context("neuron_merging", create_model("resnet8_tiny", mnist.spec), mnist, PruneSettings(**TINY))
     assert ctx.data is None
-    with pytest.raises(AssertionError):
+    with pytest.raises(RuntimeError, match="uses='none'"):
         ctx.calibration()
     result = get_method("neuron_merging").run(ctx)
     assert result.images_seen == 0 and result.extra["channels_merged"] > 0
@@ -248,7 +234,7 @@ def _zero_grads(model: torch.nn.Module) -> None:
 def test_greg_penalty_matches_torch_pruning(mnist: DataBundle) -> None:
     """Our growing penalty equals ``GrowingRegPruner.regularize`` with λ on the selected channels, 0 elsewhere."""
     torch.manual_seed(0)
-    model = create_model("resnet18_cifar", mnist.spec, width=4).eval()
+    model = create_model("resnet18_cifar", mnist.spec, **tiny_options("resnet18_cifar")).eval()
     ctx = _context("oneshot", model, mnist, PruneSettings(ratio=0.3))
     selection, strength = ctx.select(), 0.37
     ours, theirs = copy.deepcopy(model), copy.deepcopy(model)

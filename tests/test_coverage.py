@@ -13,15 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from psp.data.spec import DataSpec
+from psp.models import create_model
+from psp.structure.coverage import README_END, README_START, TARGET, markdown, matrix, outcome, write_readme
+from psp.structure.selection import TARGET_TOLERANCE
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from structure_coverage import README_END, README_START, TARGET, markdown, matrix, outcome, write_readme  # noqa: E402
-
-from psp.data.spec import DataSpec  # noqa: E402
-from psp.models import create_model  # noqa: E402
-from psp.structure.selection import TARGET_TOLERANCE  # noqa: E402
-
 RECORDED = {r["model"]: r for r in json.loads((ROOT / "results/reference/coverage/coverage.json").read_text())}
 # Removed vs masked on this CPU, in float32: reorderings only (the probe's own TOLERANCE is wider, for GPU kernels).
 CPU_EXACT = 1e-4

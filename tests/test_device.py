@@ -20,7 +20,7 @@ from psp.data.spec import DataSpec
 from psp.emulation.device import DEVICE, DeviceMixError, EmulatedCuda
 from psp.emulation.precision import TF32_RELATIVE, output_noise
 from psp.methods import list_methods
-from psp.models import create_model
+from psp.models import create_model, tiny_options
 from psp.reconstruct.penalty import penalise_gradients
 from psp.settings import PruneSettings
 from psp.structure.groups import channel_groups
@@ -35,10 +35,10 @@ pytestmark = pytest.mark.timeout(300)
 CIFAR = DataSpec("cifar10", 3, 32, 10)
 
 
-def on_device(name: str, **kwargs: object) -> tuple[nn.Module, torch.Tensor]:
-    """A model and an example input moved to the emulated device (call inside ``EmulatedCuda``)."""
+def on_device(name: str) -> tuple[nn.Module, torch.Tensor]:
+    """A tiny model and an example input moved to the emulated device (call inside ``EmulatedCuda``)."""
     torch.manual_seed(0)
-    model = create_model(name, CIFAR, **kwargs).eval().to("cuda")
+    model = create_model(name, CIFAR, **tiny_options(name)).eval().to("cuda")
     return model, torch.zeros(1, 3, 32, 32, device="cuda")
 
 
@@ -80,7 +80,7 @@ def test_the_emulated_device_refuses_what_cuda_refuses():
 def test_penalty_slices_live_on_the_device():
     """PSP's phase 1 indexed the device's gradients with host indices (removal.selected_slices)."""
     with EmulatedCuda():
-        model, example = on_device("resnet20", width=4)
+        model, example = on_device("resnet20")
         slices = list(selected_slices(model, half_of_every_group(model, example), example))
         model(torch.randn(2, 3, 32, 32).to("cuda")).sum().backward()
         penalise_gradients(slices, "replace", 0.02, 1e-3)
@@ -90,19 +90,18 @@ def test_penalty_slices_live_on_the_device():
 def test_option_a_masking_on_the_device():
     """mask_channels built the option-A shortcut's isin test on the host, so every option-A ResNet was refused."""
     with EmulatedCuda():
-        model, example = on_device("resnet20", width=4)
+        model, example = on_device("resnet20")
         masked = mask_channels(model, half_of_every_group(model, example), example)
         assert masked(torch.randn(2, 3, 32, 32).to("cuda")).device == DEVICE
         check_prunable(model, example, "resnet20")
 
 
-@pytest.mark.parametrize(("name", "kwargs"), [("resnet20", {"width": 4}), ("resnet56", {"width": 4}),
-                                              ("resnet8_tiny", {}), ("vgg_tiny", {})])
-def test_probe_passes_under_tf32(name, kwargs):
+@pytest.mark.parametrize("name", ["resnet20", "resnet56", "resnet8_tiny", "vgg_tiny"])
+def test_probe_passes_under_tf32(name):
     """A correct removal differs from masking by a GPU's reduced-precision error (TF32: about 1e-3 per layer)."""
     spec = DataSpec("mnist5k", 1, 28, 10) if name.endswith("_tiny") else CIFAR
     torch.manual_seed(0)
-    model = create_model(name, spec, **kwargs).eval()
+    model = create_model(name, spec, **tiny_options(name)).eval()
     with output_noise(TF32_RELATIVE):
         check_prunable(model, torch.zeros(1, spec.in_channels, spec.image_size, spec.image_size), name)
 
@@ -120,7 +119,7 @@ def test_probe_catches_a_wrong_removal_under_tf32(monkeypatch):
 
     monkeypatch.setattr(support, "remove_channels", one_channel_off)
     torch.manual_seed(0)
-    model = create_model("resnet20", CIFAR, width=4).eval()
+    model = create_model("resnet20", CIFAR, **tiny_options("resnet20")).eval()
     with output_noise(TF32_RELATIVE), pytest.raises(Unsupported, match="beyond masking those channels"):
         check_prunable(model, torch.zeros(1, 3, 32, 32), "resnet20")
 

@@ -9,10 +9,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_structure import CIFAR, build
 
 from psp.checkpoint import save_model
 from psp.cli import EXIT_USAGE, main
+from psp.data.spec import DataSpec
 from psp.export import (
     TOLERANCE,
     ArchitectureExports,
@@ -31,11 +31,7 @@ from psp.structure.selection import select_by_ratio
 
 pytestmark = pytest.mark.timeout(600)
 
-# Every registered CIFAR architecture, narrow where the constructor allows it (the graph, not the width, is tested).
-CIFAR_MODELS = {"resnet20": {"width": 4}, "resnet32": {"width": 4}, "resnet44": {"width": 4},
-                "resnet56": {"width": 4}, "resnet110": {"width": 4}, "resnet18_cifar": {"width": 4},
-                "resnet50_cifar": {"width": 4}, "vgg19_cifar": {"width_mult": 0.125}, "resnet8_tiny": {},
-                "vgg_tiny": {}}
+CIFAR = DataSpec("cifar10", 3, 32, 10)
 
 
 def pruned_copy(model: torch.nn.Module, x: torch.Tensor, seed: int = 0) -> torch.nn.Module:
@@ -44,16 +40,13 @@ def pruned_copy(model: torch.nn.Module, x: torch.Tensor, seed: int = 0) -> torch
     return remove_channels(copy.deepcopy(model), selection, x).eval()
 
 
-def test_every_registered_cifar_model_is_covered():
-    assert set(CIFAR_MODELS) == set(list_models()), "a new registered model needs an export test"
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(CIFAR_MODELS))
-def test_export_round_trips_dense_and_pruned(name):
-    """ONNX Runtime computes what PyTorch computes, within TOLERANCE, for the dense and a pruned model, at the batch
+@pytest.mark.parametrize("name", list_models())
+def test_export_round_trips_dense_and_pruned(name, random_model):
+    """ONNX Runtime computes what PyTorch computes, within TOLERANCE, for the dense and a pruned model of every
+    registered architecture at its tiny width (the graph, not the width, is tested), at the batch
     exported (2) and at others (the batch dimension is dynamic)."""
-    dense, x = build(name, CIFAR_MODELS[name])
+    dense, x = random_model(name)
     for model in (dense, pruned_copy(dense, x)):
         onnx_bytes = export_onnx(model, x)
         assert check_export(model, onnx_bytes, x) <= TOLERANCE
@@ -65,10 +58,10 @@ def test_export_round_trips_dense_and_pruned(name):
             assert np.abs(got - expected).max() <= TOLERANCE * max(1.0, np.abs(expected).max())
 
 
-def test_a_wrong_graph_fails_the_check():
+def test_a_wrong_graph_fails_the_check(random_model):
     """The check is not vacuous: the file of one model checked against another model's weights is refused."""
-    model, x = build("vgg_tiny", {})
-    other, _ = build("vgg_tiny", {}, seed=1)
+    model, x = random_model("vgg_tiny")
+    other, _ = random_model("vgg_tiny", seed=1)
     onnx_bytes = export_onnx(model, x)
     with pytest.raises(ExportFailed, match="differ from PyTorch's"):
         check_export(other, onnx_bytes, x)
@@ -84,11 +77,11 @@ def test_unexportable_model_is_a_one_line_failure():
     assert "\n" not in str(info.value)
 
 
-def test_architecture_exports_once_and_reweights():
+def test_architecture_exports_once_and_reweights(random_model):
     """Two models of one architecture share one export, each session computing its own model's outputs; another
     architecture is exported anew."""
-    first, x = build("resnet8_tiny", {}, spec=CIFAR, seed=0)
-    second, _ = build("resnet8_tiny", {}, spec=CIFAR, seed=1)
+    first, x = random_model("resnet8_tiny", seed=0)
+    second, _ = random_model("resnet8_tiny", seed=1)
     exports = ArchitectureExports()
     sessions = [ort_session(exports(m, x), 1) for m in (first, second)]
     assert exports.exports == 1
@@ -99,8 +92,8 @@ def test_architecture_exports_once_and_reweights():
     assert exports.exports == 2
 
 
-def test_time_pair_reports_both_runtimes():
-    dense, x = build("vgg_tiny", {})
+def test_time_pair_reports_both_runtimes(random_model):
+    dense, x = random_model("vgg_tiny")
     pruned = pruned_copy(dense, x)
     timed = time_pair(dense, pruned, x, ArchitectureExports(), repeats=1, batches=(1, 4))
     for b in (1, 4):
@@ -113,9 +106,9 @@ def test_time_pair_reports_both_runtimes():
 
 
 @pytest.fixture(scope="module")
-def own_checkpoint(tmp_path_factory):
+def own_checkpoint(tmp_path_factory, random_model):
     """A pruned vgg_tiny saved as the suite's own model.pt (it records its data spec: nothing else is needed)."""
-    dense, x = build("vgg_tiny", {})
+    dense, x = random_model("vgg_tiny")
     path = tmp_path_factory.mktemp("own") / "model.pt"
     model = pruned_copy(dense, x)
     save_model(path, model, "vgg_tiny", CIFAR, "cifar10", {}, "cifar10")

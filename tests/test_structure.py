@@ -12,7 +12,7 @@ from psp.checkpoint import load_model, read_checkpoint, save_model
 from psp.data.spec import DataSpec
 from psp.errors import UsageError
 from psp.metrics import count_macs, count_params
-from psp.models import ChannelPadShortcut, create_model
+from psp.models import ChannelPadShortcut, create_model, list_models, tiny_options
 from psp.options import IMPORTANCES
 from psp.structure.groups import channel_groups
 from psp.structure.importance import score_groups
@@ -24,36 +24,11 @@ pytestmark = pytest.mark.timeout(240)
 
 CIFAR = DataSpec("cifar10", 3, 32, 10)
 MNIST = DataSpec("mnist5k", 1, 28, 10)
-ARCHS = [
-    ("resnet20", {"width": 4}), ("resnet32", {"width": 4}), ("resnet44", {"width": 4}), ("resnet56", {"width": 4}),
-    ("resnet110", {"width": 4}), ("resnet18_cifar", {"width": 4}), ("resnet50_cifar", {"width": 4}),
-    ("vgg19_cifar", {"width_mult": 0.125}), ("resnet8_tiny", {}), ("vgg_tiny", {}),
-    ("tv:resnet18", {}), ("tv:mobilenet_v2", {}), ("timm:resnet10t", {}), ("timm:mobilenetv3_small_050", {}),
-    # grouped convolutions, channel split + shuffle, LayerNorm over channels, tied channels (Ghost modules)
-    ("timm:regnetx_002", {}), ("tv:shufflenet_v2_x0_5", {}), ("timm:convnext_atto", {}), ("timm:ghostnet_050", {}),
-]
+# Every registered model at its tiny width, and external ones with the constructs the structure rules handle:
+# grouped convolutions, channel split + shuffle, LayerNorm over channels, tied channels (Ghost modules).
+ARCHS = [*list_models(), "tv:resnet18", "tv:mobilenet_v2", "timm:resnet10t", "timm:mobilenetv3_small_050",
+         "timm:regnetx_002", "tv:shufflenet_v2_x0_5", "timm:convnext_atto", "timm:ghostnet_050"]
 SELECTIONS = [("global", 0.3), ("global", 0.7), ("uniform", 0.5)]
-
-
-def randomise_bn(model: nn.Module, seed: int) -> nn.Module:
-    """BatchNorm statistics and affine parameters far from their defaults, so that BN slicing errors show."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
-    return model
-
-
-def build(name: str, kwargs: dict, spec: DataSpec = CIFAR, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
-    torch.manual_seed(seed)
-    model = randomise_bn(create_model(name, spec, **kwargs), seed).eval()
-    example = torch.randn(4, spec.in_channels, spec.image_size, spec.image_size,
-                          generator=torch.Generator().manual_seed(seed))
-    return model, example
 
 
 def conv_widths(model: nn.Module) -> dict[str, int]:
@@ -67,11 +42,11 @@ def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 # --- the correctness invariant ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "kwargs"), ARCHS, ids=[a for a, _ in ARCHS])
-def test_removal_equals_masking(name, kwargs):
+@pytest.mark.parametrize("name", ARCHS)
+def test_removal_equals_masking(name, random_model):
     """For random valid selections, the model with channels removed computes exactly what the dense model
     computes when those channels are ignored by their consumers, and the cost model predicts its MACs."""
-    model, x = build(name, kwargs)
+    model, x = random_model(name)
     groups = channel_groups(model, x)
     assert groups, "a CNN has prunable groups"
     cost = CostModel(model, x, groups)
@@ -100,9 +75,9 @@ def test_removal_equals_masking(name, kwargs):
             assert torch.equal(model(x), y_dense)
 
 
-def test_removal_equals_masking_grey_input():
+def test_removal_equals_masking_grey_input(random_model):
     """The invariant holds on 1-channel 28x28 inputs too (the embedded data shape)."""
-    model, x = build("resnet8_tiny", {}, MNIST, seed=5)
+    model, x = random_model("resnet8_tiny", MNIST, seed=5)
     groups = channel_groups(model, x)
     selection = select_by_ratio(score_groups(groups, "random", 5), 0.5)
     removed = remove_channels(copy.deepcopy(model), selection, x).eval()
@@ -111,9 +86,9 @@ def test_removal_equals_masking_grey_input():
         assert max_rel_diff(removed(x), masked(x)) <= 1e-4
 
 
-def test_option_a_shortcut_maps_follow_removal():
+def test_option_a_shortcut_maps_follow_removal(random_model):
     """Removing channels on either side of an option-A shortcut edits its map consistently with its widths."""
-    model, x = build("resnet20", {"width": 8})
+    model, x = random_model("resnet20", width=8)
     selection = select_by_ratio(score_groups(channel_groups(model, x), "random", 1), 0.5)
     remove_channels(model, selection, x)
     shortcuts = [m for m in model.modules() if isinstance(m, ChannelPadShortcut)]
@@ -131,8 +106,8 @@ def test_option_a_shortcut_maps_follow_removal():
 
 
 @pytest.fixture(scope="module")
-def vgg():
-    model, x = build("vgg_tiny", {}, MNIST, seed=2)
+def vgg(random_model):
+    model, x = random_model("vgg_tiny", MNIST, seed=2)
     return model, x, channel_groups(model, x)
 
 
@@ -161,9 +136,9 @@ def test_random_importance_is_seeded(vgg):
 
 
 @pytest.mark.parametrize("importance", ["l2", "l1", "l2_sum"])
-def test_magnitude_ranking_removes_dead_channel(importance):
+def test_magnitude_ranking_removes_dead_channel(importance, random_model):
     """A channel whose weights are all zero scores lowest and is the first one removed."""
-    model, x = build("vgg_tiny", {}, MNIST, seed=3)
+    model, x = random_model("vgg_tiny", MNIST, seed=3)
     with torch.no_grad():
         model.features[0].weight[5] = 0
         model.features[1].weight[5] = 0
@@ -268,10 +243,10 @@ def test_target_macs_respects_min_channels(full_width):
 # --- addressing selected weights -------------------------------------------------------------------------------
 
 
-def test_selected_slices_and_kept_outputs():
+def test_selected_slices_and_kept_outputs(random_model):
     """The weights tied to selected channels are the producer's rows, the BN scales and the consumer's columns;
     the surviving outputs are the complement."""
-    model, x = build("vgg_tiny", {}, MNIST)
+    model, x = random_model("vgg_tiny", MNIST)
     selection = {"features.0": [1, 3]}
     found = {(id(w), dim, tuple(idx.tolist())) for w, dim, idx in selected_slices(model, selection, x)}
     expected = {(id(model.features[0].weight), 0, (1, 3)), (id(model.features[1].weight), 0, (1, 3)),
@@ -285,13 +260,12 @@ def test_selected_slices_and_kept_outputs():
 # --- saving and loading pruned models --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "kwargs"), [("resnet20", {"width": 8}), ("vgg_tiny", {}),
-                                              ("resnet18_cifar", {"width": 4}), ("tv:shufflenet_v2_x0_5", {}),
-                                              ("timm:regnetx_002", {}), ("timm:convnext_atto", {}),
-                                              ("timm:mobilenetv3_small_050", {})])
-def test_pruned_round_trip(tmp_path, name, kwargs):
+@pytest.mark.parametrize("name", ["resnet20", "vgg_tiny", "resnet18_cifar", "tv:shufflenet_v2_x0_5",
+                                  "timm:regnetx_002", "timm:convnext_atto", "timm:mobilenetv3_small_050"])
+def test_pruned_round_trip(tmp_path, name, random_model):
     """A pruned model saved as name + channel spec + state dict reloads alone with identical outputs."""
-    model, x = build(name, kwargs, seed=7)
+    kwargs = tiny_options(name)
+    model, x = random_model(name, seed=7)
     groups = channel_groups(model, x)
     selection = select_by_ratio(score_groups(groups, "random", 7), 0.5, units={g.root: g.units for g in groups})
     pruned = remove_channels(model, selection, x).eval()
@@ -306,10 +280,10 @@ def test_pruned_round_trip(tmp_path, name, kwargs):
     assert count_macs(loaded.model, x) == count_macs(pruned, x)
 
 
-def test_channel_spec_rebuilds_widths():
+def test_channel_spec_rebuilds_widths(random_model):
     """apply_channel_spec turns a dense model into the pruned shape: the layers' widths from the spec, the tensors'
     shapes from the state dict it will load."""
-    model, x = build("resnet20", {"width": 8})
+    model, x = random_model("resnet20", width=8)
     pruned = remove_channels(copy.deepcopy(model), select_by_ratio(
         score_groups(channel_groups(model, x), "random", 3), 0.6), x)
     shapes = {k: v.shape for k, v in pruned.state_dict().items()}
@@ -320,9 +294,9 @@ def test_channel_spec_rebuilds_widths():
         assert torch.equal(fresh.eval()(x), pruned.eval()(x))
 
 
-def test_load_uses_weights_only(tmp_path, monkeypatch):
+def test_load_uses_weights_only(tmp_path, monkeypatch, random_model):
     """Checkpoints are read with torch.load(weights_only=True), never by unpickling code."""
-    model, _ = build("vgg_tiny", {}, MNIST)
+    model, _ = random_model("vgg_tiny", MNIST)
     save_model(tmp_path / "m.pt", model, "vgg_tiny", MNIST, "mnist")
     calls = []
     real_load = torch.load
@@ -385,10 +359,10 @@ def test_foreign_channel_spec_is_usage_error(tmp_path):
 # --- units: channels that go together ----------------------------------------------------------------------------
 
 
-def test_grouped_convolution_units_span_every_block():
+def test_grouped_convolution_units_span_every_block(random_model):
     """A grouped conv's input group goes in units of one position per block, and a selection keeps every block the
     same width (what the grouped conv needs to stay valid)."""
-    model, x = build("timm:regnetx_002", {})
+    model, x = random_model("timm:regnetx_002")
     groups = channel_groups(model, x)
     grouped = [g for g in groups if len(g.units[0]) > 1]
     assert grouped, "RegNetX has grouped convolutions"
@@ -405,20 +379,20 @@ def test_grouped_convolution_units_span_every_block():
         assert len(set(counts)) == 1
 
 
-def test_ghost_modules_tie_channel_pairs():
+def test_ghost_modules_tie_channel_pairs(random_model):
     """A Ghost module's output is a conv's channels followed by their depthwise transforms; where it feeds a
     residual stream, stream channels c and c + half go together."""
-    model, x = build("timm:ghostnet_050", {})
+    model, x = random_model("timm:ghostnet_050")
     tied = [g for g in channel_groups(model, x) if len(g.units[0]) == 2]
     assert tied
     for g in tied:
         assert all(u[1] - u[0] == g.size // 2 for u in g.units)
 
 
-def test_cost_model_is_exact_through_splits():
+def test_cost_model_is_exact_through_splits(random_model):
     """Through ShuffleNet's split, a group's channels reach different layers: the cost model counts each removed
     channel where it actually goes, so any selection's MACs are predicted exactly."""
-    model, x = build("tv:shufflenet_v2_x0_5", {})
+    model, x = random_model("tv:shufflenet_v2_x0_5")
     groups = channel_groups(model, x)
     cost = CostModel(model, x, groups)
     for seed in range(3):
@@ -427,10 +401,10 @@ def test_cost_model_is_exact_through_splits():
         assert cost.macs(selection) == pytest.approx(count_macs(pruned, x), rel=1e-9)
 
 
-def test_target_selection_never_empties_a_layer():
+def test_target_selection_never_empties_a_layer(random_model):
     """ShuffleNet's pass-through channels come from several groups: a target high enough to empty a tensor while
     every group keeps channels is refused by the search, so every conv keeps inputs and outputs."""
-    model, x = build("tv:shufflenet_v2_x0_5", {})
+    model, x = random_model("tv:shufflenet_v2_x0_5")
     groups = channel_groups(model, x)
     selection = select_by_target_macs(score_groups(groups, "l2"), CostModel(model, x, groups), 4.0)
     pruned = remove_channels(copy.deepcopy(model), selection, x).eval()
@@ -439,21 +413,19 @@ def test_target_selection_never_empties_a_layer():
         assert torch.isfinite(pruned(x)).all()
 
 
-def test_ratio_selection_that_empties_a_layer_is_refused():
+def test_ratio_selection_that_empties_a_layer_is_refused(random_model):
     """By ratio, ShuffleNet's pass-through tensor can lose every channel while each group keeps some: the shared
     selection rule refuses in one line naming the layer, and the cost model finds it."""
     from psp.methods import PruneContext
     from psp.settings import PruneSettings
 
-    model, x = build("tv:shufflenet_v2_x0_5", {})
+    model, x = random_model("tv:shufflenet_v2_x0_5")
     groups = channel_groups(model, x)
     cost = CostModel(model, x, groups)
     scores = score_groups(groups, "l2")
     emptying = [r for r in (0.7, 0.8, 0.9) if cost.emptied(select_by_ratio(scores, r))]
     assert emptying, "some global ratio empties a ShuffleNet layer"
     assert cost.emptied(select_by_ratio(scores, 0.2)) is None
-    ctx = PruneContext(model=model, example=x[:1], settings=PruneSettings(ratio=emptying[0]),
-                       device=torch.device("cpu"), normalize=(torch.zeros(3), torch.ones(3)),
-                       calibration=lambda: torch.empty(0))
+    ctx = PruneContext.build(model, CIFAR, PruneSettings(ratio=emptying[0]), normalize="none", uses="none")
     with pytest.raises(UsageError, match=r"would remove every channel of layer \S+; use a lower ratio"):
         ctx.select()

@@ -2,7 +2,9 @@
 
 Every builder has the signature ``fn(data: DataSpec, **kwargs) -> nn.Module`` so that any registered model builds
 for any dataset's channels, image size and number of classes. ``tv:<name>`` and ``timm:<name>`` resolve to
-torchvision and timm models without registration.
+torchvision and timm models without registration. A model also registers the options that make it narrow
+(``tiny_options``): tests and smoke runs build every registered model that way, so a new model is checked without
+being listed again.
 """
 
 from collections.abc import Callable
@@ -13,23 +15,28 @@ from torch import nn
 from psp.data.spec import DataSpec
 from psp.errors import UsageError, choice_error
 
-__all__ = ["register_model", "create_model", "list_models", "is_model", "default_normalization"]
+__all__ = ["register_model", "create_model", "list_models", "is_model", "default_normalization", "tiny_options"]
 
 ModelBuilder = Callable[..., nn.Module]
 
 _builders: dict[str, ModelBuilder] = {}  # registry name -> builder
 _normalization: dict[str, str] = {}  # registry name -> normalisation its public checkpoints were trained with
+_tiny: dict[str, dict] = {}  # registry name -> options that make it narrow for fast checks (absent: small already)
 EXTERNAL_PREFIXES = ("tv:", "timm:")
 
 
-def register_model(fn: ModelBuilder | None = None, *, normalize: str = "dataset") -> ModelBuilder | Callable:
-    """Register ``fn`` under its function name; ``normalize`` is the checkpoint normalisation default."""
+def register_model(fn: ModelBuilder | None = None, *, normalize: str = "dataset",
+                   tiny: dict | None = None) -> ModelBuilder | Callable:
+    """Register ``fn`` under its function name; ``normalize`` is the checkpoint normalisation default, ``tiny`` the
+    builder options that make the model narrow (see :func:`tiny_options`)."""
 
     def wrap(f: ModelBuilder) -> ModelBuilder:
         if f.__name__ in _builders:
             raise RuntimeError(f"model {f.__name__!r} registered twice")
         _builders[f.__name__] = f
         _normalization[f.__name__] = normalize
+        if tiny:
+            _tiny[f.__name__] = dict(tiny)
         return f
 
     return wrap(fn) if fn is not None else wrap
@@ -53,6 +60,13 @@ def default_normalization(name: str) -> str:
     if name.startswith(EXTERNAL_PREFIXES):
         return "imagenet"
     return _normalization.get(name, "dataset")
+
+
+def tiny_options(name: str) -> dict:
+    """The builder options that make ``name`` narrow, for checks of its graph rather than its accuracy (tests, smoke
+    runs): ``create_model(name, data, **tiny_options(name))``. Empty for a model that is small already and for the
+    unregistered ``tv:``/``timm:`` names."""
+    return dict(_tiny.get(name, {}))
 
 
 def check_model_name(name: str) -> None:

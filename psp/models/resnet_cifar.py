@@ -77,13 +77,13 @@ class CifarResNet(nn.Module):
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 
-@register_model
+@register_model(tiny={"width": 4})
 def resnet18_cifar(data: DataSpec, width: int = 64) -> CifarResNet:
     """ResNet-18, CIFAR stem, projection shortcuts (11.2 M parameters at width 64)."""
     return CifarResNet(BasicBlock, (2, 2, 2, 2), data, width)
 
 
-@register_model
+@register_model(tiny={"width": 4})
 def resnet50_cifar(data: DataSpec, width: int = 64) -> CifarResNet:
     """ResNet-50, CIFAR stem, bottleneck blocks (23.5 M parameters at width 64)."""
     return CifarResNet(Bottleneck, (3, 4, 6, 3), data, width)

@@ -68,31 +68,31 @@ def _create(depth: int, data: DataSpec, width: int = 16) -> CifarResNetA:
     return CifarResNetA(depth, data.in_channels, data.num_classes, width)
 
 
-@register_model(normalize="imagenet")
+@register_model(normalize="imagenet", tiny={"width": 4})
 def resnet20(data: DataSpec, width: int = 16) -> CifarResNetA:
     """ResNet-20, option A (0.27 M parameters at width 16)."""
     return _create(20, data, width)
 
 
-@register_model(normalize="imagenet")
+@register_model(normalize="imagenet", tiny={"width": 4})
 def resnet32(data: DataSpec, width: int = 16) -> CifarResNetA:
     """ResNet-32, option A."""
     return _create(32, data, width)
 
 
-@register_model(normalize="imagenet")
+@register_model(normalize="imagenet", tiny={"width": 4})
 def resnet44(data: DataSpec, width: int = 16) -> CifarResNetA:
     """ResNet-44, option A."""
     return _create(44, data, width)
 
 
-@register_model(normalize="imagenet")
+@register_model(normalize="imagenet", tiny={"width": 4})
 def resnet56(data: DataSpec, width: int = 16) -> CifarResNetA:
     """ResNet-56, option A (0.85 M parameters at width 16)."""
     return _create(56, data, width)
 
 
-@register_model(normalize="imagenet")
+@register_model(normalize="imagenet", tiny={"width": 4})
 def resnet110(data: DataSpec, width: int = 16) -> CifarResNetA:
     """ResNet-110, option A."""
     return _create(110, data, width)

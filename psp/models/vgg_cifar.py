@@ -37,7 +37,7 @@ class CifarVGG(nn.Module):
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
-@register_model
+@register_model(tiny={"width_mult": 0.125})
 def vgg19_cifar(data: DataSpec, width_mult: float = 1.0) -> CifarVGG:
     """VGG-19 with BatchNorm (20 M parameters at full width)."""
     return CifarVGG(VGG19, data, width_mult)
