@@ -6,8 +6,8 @@
 #   3. one training epoch of each of the paper's CIFAR models (vgg19_cifar, resnet50_cifar, resnet18_cifar) on the
 #      given data, with the fast loop (decoded-image cache, augmentation on the device, channels-last, bf16):
 #      seconds per epoch and training images per second, data included;
-#   4. the given ResNet-56 checkpoint at 2.1x fewer MACs with 512 images on CUDA: PSP, its variants (psp_no_penalty,
-#      psp_no_balance, psp_no_rec, psp_plus, psp_fast), oneshot and two baselines (adaprune, l1), each with
+#   4. the given ResNet-56 checkpoint at 2.1x fewer MACs with 512 images on CUDA: PSP, its variants (psp_no_balance,
+#      psp_no_rec, psp_plus, psp_fast), oneshot and two baselines (adaprune, l1), each with
 #      CUDA-synchronised latency;
 #   5. the same checkpoint on CPU with oneshot and psp: CPU-vs-CUDA agreement of MACs and selection
 #      (benchmarks/gpu_report.py; oneshot must agree exactly);
@@ -26,7 +26,7 @@ OUT_DIR=${1:-${OUT:-results/reference/gpu}}
 PY=${PYTHON:-python}
 CPU_THREADS=${PSP_CPU_THREADS:-$(nproc)}
 BUDGET_S=480
-CUDA_METHODS=(psp psp_no_penalty psp_no_balance psp_no_rec psp_plus psp_fast oneshot adaprune l1)
+CUDA_METHODS=(psp psp_no_balance psp_no_rec psp_plus psp_fast oneshot adaprune l1)  # psp_fast: PSP without phase 1
 CPU_METHODS=(oneshot psp)
 PAPER_MODELS=(vgg19_cifar resnet50_cifar resnet18_cifar)
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
