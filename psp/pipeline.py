@@ -31,6 +31,7 @@ from psp.models import create_model
 from psp.models.input_size import check_input_size
 from psp.runtime import atomic_write_bytes, atomic_write_text, configure, provenance, settings_hash, write_json
 from psp.settings import PruneSettings
+from psp.structure.selection import select_channels
 from psp.structure.support import check_prunable
 from psp.train import TrainSettings, resolve_settings, train_model
 
@@ -205,7 +206,9 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
     loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts, image_size)
     model = loaded.model.to(device).eval()
     check_input_size(model, bundle.spec, loaded.name)
-    check_prunable(model, example_input(bundle.spec, device), loaded.name)
+    prunable = check_prunable(model, example_input(bundle.spec, device), loaded.name)
+    if settings.ratio is not None:  # a ratio that would empty a layer is refused now, not after a method trained
+        select_channels(model, example_input(bundle.spec, device), settings)
     # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
     indices = calibration_indices(settings, bundle) if method.uses == "calibration" else []
     validation = None
@@ -254,6 +257,7 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
         "calib_indices_file": str(out / "calib_indices.txt") if indices else None,
         "dense_metrics_file": str(dense_metrics) if dense_metrics else None,
         "channels_removed": {k: len(v) for k, v in result.selection.items()},
+        "channels_removed_fraction": sum(map(len, result.selection.values())) / sum(prunable.values()),
         "settings": settings_dict, "settings_hash": settings_hash(settings_dict), **provenance(device),
         **result.extra,
     }

@@ -4,6 +4,7 @@ methods a claim compares come from the registry's catalogue, as in the workflow.
 import pandas as pd
 import pytest
 
+from psp.pruning_target import PruningTarget
 from psp.registry import catalogue
 from psp.report.assess_claims import assess
 
@@ -14,13 +15,15 @@ DESIGN = {"default_samples": 512, "targets": ["2.0"], "seeds": SEEDS, "sweep_met
 USES = {"oneshot_ft": "labels", "l1": "labels", "oneshot": "none", "neuron_merging": "none"}
 
 
-def _runs(top1: dict[str, float], layer_epochs: int = 4, seed_spread: dict[str, list[float]] | None = None
-          ) -> pd.DataFrame:
+def _runs(top1: dict[str, float], layer_epochs: int = 4, seed_spread: dict[str, list[float]] | None = None,
+          target: str = "2.0") -> pd.DataFrame:
     rows = []
+    at = PruningTarget.parse(target)
     for method, value in top1.items():
         for seed, jitter in zip(SEEDS, (seed_spread or {}).get(method, JITTER), strict=True):
             uses = USES.get(method, "calibration")
-            rows.append({"dataset": "d", "model": "net", "method": method, "target": 2.0, "seed": seed,
+            rows.append({"dataset": "d", "model": "net", "method": method, "target": at.value,
+                         "target_kind": at.kind, "seed": seed,
                          "samples": 0 if uses == "none" else 512, "uses": uses, "top1_pct": value + jitter,
                          "seconds": 10.0, "settings.penalty_epochs": 20, "settings.rec_epochs": 10,
                          "settings.epochs": 1, "settings.layer_epochs": layer_epochs})
@@ -124,3 +127,17 @@ def test_an_outside_method_joins_the_claims_of_its_family():
     assert "best layer-wise method outside" in v["Q5"]["numbers"] and v["Q5"]["verdict"] == "does not hold (opposite)"
     assert "best +BN baseline outside" not in v["Q1"]["numbers"]  # not BatchNorm-recalibrated: not a +BN baseline
     assert "psp − outside" in v["Q1"]["numbers"]  # but listed beside the released methods
+
+
+def test_ratio_targets_are_compared_by_kind_and_left_out_of_the_matched_flops_claim():
+    """Runs at the paper's ratio pair among themselves and are named as ratios; C1, stated at matched FLOPs, compares
+    MACs targets only and says why the ratio rows are missing."""
+    worse_at_ratio = BASE | {"gap": 90.0, "psp_no_penalty": 60.0}
+    runs = pd.concat([_runs(BASE | {"psp_no_penalty": 60.0}), _runs(worse_at_ratio, target="r0.5")])
+    v = _verdicts(runs)
+    assert v["C1"]["verdict"] == "holds"  # gap is better only at the ratio target, which C1 does not compare
+    assert "ratio targets not compared" in v["C1"]["numbers"] and "ratio 0.5" not in v["C1"]["numbers"]
+    assert v["C3"]["verdict"] == "holds"  # ablations compare at both kinds, each with its own runs
+    assert "2×:" in v["C3"]["numbers"] and "ratio 0.5:" in v["C3"]["numbers"]
+    ratio_only = _verdicts(_runs(BASE, target="r0.5"))
+    assert ratio_only["C1"]["verdict"] == "not run"

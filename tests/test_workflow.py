@@ -58,7 +58,8 @@ TINY_CONFIG = {
     "datasets": {"mnist5k": "mnist5k"},
     "models": {"tiny": {"arch": "resnet8_tiny", "epochs": 1, "seed": 0}},
     "methods": ["oneshot", "oneshot_bn", "psp", "toy", "toy_control"],
-    "targets": [2.0],
+    "targets": [2.0, "r0.5"],
+    "method_targets": {"psp": [2.0], "oneshot_bn": [2.0], "toy_control": [2.0]},  # r0.5: oneshot and toy
     "seeds": [0, 1],
     "samples": [32],
     "default_samples": 32,
@@ -200,9 +201,15 @@ def test_tiny_end_to_end_run(tmp_path):
     assert all(f"C{i}" in claims for i in range(1, 9))
 
     runs = pd.read_csv(tables / "runs.csv")
-    assert len(runs) == 5 * 2  # 5 methods x 1 target x 1 size x 2 seeds
+    assert len(runs) == (5 + 2) * 2  # 5 methods at 2.0x and 2 at ratio 0.5, x 1 size x 2 seeds
     assert sorted(runs.loc[runs["method"] == "oneshot", "samples"].unique()) == [0]
-    assert runs["path"].str.match(r"results/mnist5k/tiny/\w+/2\.0/n\d+/s\d/metrics\.json").all()
+    assert runs["path"].str.match(r"results/mnist5k/tiny/\w+/(2\.0|r0\.5)/n\d+/s\d/metrics\.json").all()
+    at_ratio = runs[runs["target_kind"] == "ratio"]  # a ratio run records the ratio and the reduction it gave
+    assert set(at_ratio["method"]) == {"oneshot", "toy"} and (at_ratio["target"] == 0.5).all()
+    assert (at_ratio["ratio"] == 0.5).all() and (at_ratio["macs_reduction"] > 1).all()
+    at_macs = runs[runs["target_kind"] == "macs"]  # a MACs run records the channel fraction it removed
+    assert at_macs["target_macs"].eq(2.0).all() and at_macs["channels_removed_fraction"].between(0, 1).all()
+    assert "| ratio 0.5 |" in (tables / "comparison.md").read_text()
     comparison = pd.read_csv(tables / "comparison.csv").drop_duplicates("method").set_index("method")["family"]
     assert comparison[["toy", "toy_control"]].to_dict() == {"toy": "post-training", "toy_control": "control"}
     ablation = pd.read_csv(tables / "ablation.csv")
@@ -210,6 +217,7 @@ def test_tiny_end_to_end_run(tmp_path):
     assert "an outside control (test only)" in (tables / "ablation.md").read_text()  # its registered summary
     c1 = claims.split("### C1:")[1].split("### C2:")[0]
     assert "psp − toy:" in c1, c1  # a post-training method is one of C1's baselines
+    assert "ratio targets not compared" in c1  # C1 is stated at matched FLOPs
     logs = tmp_path / "logs" / "figures"
     for figure in ("accuracy_vs_macs", "speedup_vs_macs"):  # drawn in its family's panel and colour
         assert "toy (post-training)" in (logs / f"{figure}.log").read_text(), figure
@@ -255,19 +263,25 @@ def test_tiny_end_to_end_run(tmp_path):
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize(("config", "models"), [
-    ("paper-cifar10.yaml", {"resnet50": "resnet50_cifar", "vgg19": "vgg19_cifar"}),
-    ("paper-cifar100.yaml", {"vgg19": "vgg19_cifar", "resnet18": "resnet18_cifar"}),
+@pytest.mark.parametrize(("config", "models", "ratio", "macs"), [
+    ("paper-cifar10.yaml", {"resnet50": "resnet50_cifar", "vgg19": "vgg19_cifar"}, "0.5", "4.0"),
+    ("paper-cifar100.yaml", {"vgg19": "vgg19_cifar", "resnet18": "resnet18_cifar"}, "0.4", "3.0"),
 ])
-def test_paper_configs_train_their_base_models_then_prune(config, models):
-    """The paper's CIFAR models are trained in the DAG (on CUDA, 200 epochs) before every pruning job."""
+def test_paper_configs_train_their_base_models_then_prune(config, models, ratio, macs):
+    """The paper's CIFAR models are trained in the DAG (on CUDA, 200 epochs) before every pruning job, which prunes at
+    the paper's global channel ratio and at matched MACs targets beside it."""
     result = snakemake("-n", "--nolock", "-p", "--configfile", f"config/{config}")
     assert result.returncode == 0, output(result)
     text = output(result)
     counts = dict(line.split()[:2] for line in text.splitlines() if line.startswith(("prune_model ", "train_base")))
-    assert counts["train_base_model"] == "2" and int(counts["prune_model"]) == 390, counts
+    assert counts["train_base_model"] == "2" and int(counts["prune_model"]) == 504, counts
     for arch in models.values():
         assert f"train --model {arch} " in text and "--epochs 200" in text and "--device cuda" in text
+    prune = [line for line in text.splitlines() if " prune --method " in line]
+    at_ratio = [line for line in prune if f" --ratio {ratio} " in line]
+    assert at_ratio and all(f"/r{ratio}/n" in line for line in at_ratio)
+    assert any(f" --target-macs {macs} " in line for line in prune)
+    assert {line.split(" --method ")[1].split()[0] for line in at_ratio} >= {"psp", "l1", "gap"}
 
 
 @pytest.mark.timeout(240)

@@ -11,6 +11,7 @@ import math
 
 import pandas as pd
 
+from psp.pruning_target import target_text
 from psp.report.catalogue import Catalogue
 from psp.report.summaries import SETUP, main_runs, mean_se, paired_difference, pm, read_runs, start_log, sweep_runs
 
@@ -40,7 +41,8 @@ CLAIMS = {
     "Q6": "The result is insensitive to the calibration draw (C6) on this model.",
 }
 RULES = {
-    "C1": "PSP − B > 2 SE for every post-training baseline B present and every target.",
+    "C1": "PSP − B > 2 SE for every post-training baseline B present and every MACs target (ratio targets do not "
+          "match FLOPs across methods).",
     "C2": "PSP is not significantly worse than the retraining method: PSP − R ≥ −2 SE at every target (L1 when "
           "present, otherwise every retraining method present).",
     "C3": "psp − psp_no_penalty > 2 SE at every target.",
@@ -157,12 +159,13 @@ def retraining_methods(design: dict, present: set[str]) -> list[str]:
 def difference_claim(main: pd.DataFrame, a: str, others: list[str], claimed: str = "greater") -> tuple[list, list]:
     outcomes, lines = [], []
     for target, group in main.groupby("target", sort=True):
+        at = target_text(target)
         for b in others:
             if not (group["method"] == b).any():  # b does not run at this target (config key method_targets)
                 continue
             d = paired_difference(group[group["method"] == a], group[group["method"] == b], "top1_pct")
             outcomes.append(outcome(d, claimed))
-            lines.append(f"{target:g}×: {summary(group, a)} vs {summary(group, b)}; {a} − {b}: {describe(d)} → "
+            lines.append(f"{at}: {summary(group, a)} vs {summary(group, b)}; {a} − {b}: {describe(d)} → "
                          f"{outcomes[-1]}")
     return outcomes, lines
 
@@ -170,13 +173,16 @@ def difference_claim(main: pd.DataFrame, a: str, others: list[str], claimed: str
 def claim_c1(main, present, layers, runs, design):
     released = post_training(design)
     baselines = [m for m in released if m in present]
-    if "psp" not in present or not baselines:
-        return "not run", [f"needs psp and at least one of {', '.join(released)}"], []
-    outcomes, lines = difference_claim(main, "psp", baselines)
+    matched = main[main["target_kind"] == "macs"]  # the claim is stated at matched FLOPs
+    if "psp" not in present or not baselines or matched.empty:
+        return "not run", [f"needs psp and at least one of {', '.join(released)} at a MACs target"], []
+    outcomes, lines = difference_claim(matched, "psp", baselines)
+    if len(matched) < len(main):
+        lines.append("ratio targets not compared: the claim is stated at matched FLOPs (MACs targets)")
     recalibrated = [m for m in with_bn(design) if m in present]
     if recalibrated:  # shown beside the released baselines; their verdict is Q1's
         lines += [f"{line.rsplit(' → ', 1)[0]} (+BN, not in this verdict: see Q1)"
-                  for line in difference_claim(main, "psp", recalibrated)[1]]
+                  for line in difference_claim(matched, "psp", recalibrated)[1]]
     return combine(outcomes), lines, budget_notes(main, ["psp"]) + layerwise_notes(main, design)
 
 
@@ -214,10 +220,11 @@ def claim_c5(main, present, layers, runs, design):
         early = (rows[rows["layer_index"] < half].groupby(["method", "target", "seed"])["relative_change"].mean()
                  .rename("early").reset_index())
         for target, group in early.groupby("target", sort=True):
+            at = target_text(target)
             d = paired_difference(group[group["method"] == "psp_no_balance"], group[group["method"] == "psp"],
                                   "early")
             layer_outcomes.append(outcome(d))
-            lines.append(f"{target:g}×: early-layer relative weight change in phase 2, "
+            lines.append(f"{at}: early-layer relative weight change in phase 2, "
                          f"{summary(group, 'psp_no_balance', 'early', '', 4)} vs "
                          f"{summary(group, 'psp', 'early', '', 4)}; "
                          f"psp_no_balance − psp: {pm(d['diff'], 2 * d['se'], 4)} (± 2 SE) → {layer_outcomes[-1]}")
@@ -229,11 +236,12 @@ def claim_c6(main, present, layers, runs, design):
         return "not run", ["needs psp"], []
     outcomes, lines = [], []
     for target, group in main[main["method"] == "psp"].groupby("target", sort=True):
+        at = target_text(target)
         values = group["top1_pct"]
         spread = values.max() - values.min()
         ok = "too few seeds" if len(values) < 3 else ("holds" if spread <= 0.2 else "opposite")
         outcomes.append(ok)
-        lines.append(f"{target:g}×: psp top-1 over {len(values)} draws {values.min():.2f} … {values.max():.2f} % "
+        lines.append(f"{at}: psp top-1 over {len(values)} draws {values.min():.2f} … {values.max():.2f} % "
                      f"(range {spread:.2f} points, std {values.std(ddof=1):.2f}) → {ok}")
     draws = main.loc[main["method"] == "psp", "seed"].nunique()
     notes = budget_notes(main, ["psp"]) + ([f"{draws} draws < paper {PAPER['draws']}"] if draws < PAPER["draws"]
@@ -249,6 +257,7 @@ def claim_c7(main, present, layers, runs, design):
         return "not run", ["needs psp in sweep_methods with at least two calibration sizes"], []
     outcomes, lines = [], []
     for target, group in sweep.groupby("target", sort=True):
+        at = target_text(target)
         by_size = {n: group[group["samples"] == n] for n in sizes}
         means = ", ".join(f"{n}: {pm(g['top1_pct'].mean(), g['top1_pct'].std(ddof=1))}" for n, g in by_size.items())
         rise = paired_difference(by_size[sizes[-1]], by_size[sizes[0]], "top1_pct")
@@ -262,7 +271,7 @@ def claim_c7(main, present, layers, runs, design):
             state = "saturates" if saturates else "still rising"
             last_text = f"last step {sizes[-2]}→{sizes[-1]}: {describe(last)} ({state})"
         outcomes.append(ok)
-        lines.append(f"{target:g}×: psp top-1 % by images {means}; {sizes[0]}→{sizes[-1]}: {describe(rise)} "
+        lines.append(f"{at}: psp top-1 % by images {means}; {sizes[0]}→{sizes[-1]}: {describe(rise)} "
                      f"({rises}); {last_text} → {ok}")
     notes = budget_notes(runs, ["psp"])
     if sizes[0] > PAPER["samples"][0] or sizes[-1] < PAPER["samples"][1]:
@@ -278,6 +287,7 @@ def claim_c8(main, present, layers, runs, design):
                            f"({', '.join(Catalogue.of(design).members('retraining'))})"], []
     outcomes, lines = [], []
     for target, group in main.groupby("target", sort=True):
+        at = target_text(target)
         psp = group[group["method"] == "psp"]
         for method in retrain:
             other = group[group["method"] == method]
@@ -290,7 +300,7 @@ def claim_c8(main, present, layers, runs, design):
             ok = outcome(d)
             ok = "opposite" if ok == "holds" and ratio < 10 else ok
             outcomes.append(ok)
-            lines.append(f"{target:g}×: {summary(group, 'psp', 'seconds', 's')} vs "
+            lines.append(f"{at}: {summary(group, 'psp', 'seconds', 's')} vs "
                          f"{summary(group, method, 'seconds', 's')} ({epochs:g} epoch(s)); ratio {ratio:.1f}× "
                          f"(≈ {scaled:.0f}× at the paper's "
                          f"{PAPER['retrain_epochs']} epochs); {method} − psp: {pm(d['diff'], 2 * d['se'], 1)} s "
@@ -323,15 +333,16 @@ def best_baseline_claim(main, present, design, candidates, label, extra=()):
         return "not run", [f"needs psp and at least one of {', '.join(candidates)}"], []
     outcomes, lines = [], []
     for target, group in main.groupby("target", sort=True):
+        at = target_text(target)
         best = best_of(group, wanted)
         d = paired_difference(group[group["method"] == "psp"], group[group["method"] == best], "top1_pct")
         outcomes.append(outcome(d))
-        lines.append(f"{target:g}×: best {label} {summary(group, best)} vs {summary(group, 'psp')}; psp − {best}: "
+        lines.append(f"{at}: best {label} {summary(group, best)} vs {summary(group, 'psp')}; psp − {best}: "
                      f"{describe(d)} → {outcomes[-1]}")
         for a, b in extra:
             if a in present and b in present:
                 d = paired_difference(group[group["method"] == a], group[group["method"] == b], "top1_pct")
-                lines.append(f"{target:g}×: {a} − {b}: {describe(d)}")
+                lines.append(f"{at}: {a} − {b}: {describe(d)}")
     return combine(outcomes), lines, budget_notes(main, ["psp"]) + layerwise_notes(main, design)
 
 
@@ -363,6 +374,7 @@ def question_q4(main, present, layers, runs, design):
         return "not run", [f"needs {', '.join(needed)}"], []
     outcomes, lines = [], []
     for target, group in main.groupby("target", sort=True):
+        at = target_text(target)
         if not set(needed) <= set(group["method"]):  # not all four run at this target (method_targets)
             continue
         by_seed = group.pivot_table(index="seed", columns="method", values="top1_pct")[needed].dropna()
@@ -370,7 +382,7 @@ def question_q4(main, present, layers, runs, design):
         drop_bn = by_seed["oneshot_bn"] - by_seed["oneshot_bn_random"]
         d = mean_se(drop_bn - drop_psp)
         outcomes.append(outcome(d))
-        lines.append(f"{target:g}×: l2 → random costs psp {pm(drop_psp.mean(), drop_psp.std(ddof=1))} points "
+        lines.append(f"{at}: l2 → random costs psp {pm(drop_psp.mean(), drop_psp.std(ddof=1))} points "
                      f"({summary(group, 'psp_random')}) and oneshot_bn {pm(drop_bn.mean(), drop_bn.std(ddof=1))} "
                      f"points ({summary(group, 'oneshot_bn_random')}); difference of the drops: {describe(d)} → "
                      f"{outcomes[-1]}")

@@ -5,7 +5,8 @@ Latency (eager PyTorch and ONNX Runtime) comes from the measure_latency job, whi
 machine. ``max_rss_mib`` is the
 job's peak resident memory as Snakemake's benchmark of the pruning job recorded it (empty for runs made without one).
 
-The identity columns (dataset, model, method, target, samples, seed) come from the path; metrics that would clash
+The identity columns (dataset, model, method, target, samples, seed) come from the path (``target`` as a number:
+a MACs reduction above 1 or a channel ratio below 1, its kind in ``target_kind``); metrics that would clash
 are renamed: ``model`` (the architecture) -> ``arch``, ``data`` -> ``data_spec``, ``samples`` (images actually drawn,
 0 for methods that read none) -> ``samples_drawn``. The run's settings become ``settings.<name>`` columns.
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from psp.pruning_target import PruningTarget
 from psp.report.summaries import ID_COLUMNS, start_log
 
 RENAMED = {"model": "arch", "data": "data_spec", "samples": "samples_drawn"}
@@ -79,7 +81,10 @@ def main(smk) -> None:
             raise ValueError(f"{path}: metrics say method={metrics.get('method')!r} seed={metrics.get('seed')!r}, "
                              f"the path says {run['method']!r} / {run['seed']}")
         metrics.pop("method"), metrics.pop("seed")
-        rows.append(run | {"path": path} | flatten(metrics) | {"max_rss_mib": peak_memory(path)})
+        target = PruningTarget.parse(run["target"])  # the path's label: '2.0' or 'r0.5'
+        run = run | {"target": target.value}
+        rows.append(run | {"target_kind": target.kind, "path": path} | flatten(metrics)
+                    | {"max_rss_mib": peak_memory(path)})
         changes = Path(path).with_name("weight_change.csv")
         if changes.is_file():
             table = pd.read_csv(changes)
@@ -89,7 +94,7 @@ def main(smk) -> None:
     runs = with_latency_alone(pd.DataFrame(rows), pd.read_csv(smk.input.latency))
     runs = with_previous(runs, list(smk.input.previous))
     runs = runs.sort_values(ID_COLUMNS, kind="stable")
-    first = ID_COLUMNS + ["path", "settings_hash", "uses"]
+    first = ID_COLUMNS + ["target_kind", "path", "settings_hash", "uses"]
     runs = runs[first + [c for c in runs.columns if c not in first]]
     runs.to_csv(smk.output.runs, index=False)
     columns = ID_COLUMNS + ["layer_index", "layer", "relative_change"]

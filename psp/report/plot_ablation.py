@@ -3,6 +3,7 @@ panel per dataset/model."""
 
 import seaborn as sns
 
+from psp.pruning_target import target_text
 from psp.report.catalogue import Catalogue
 from psp.report.plotting import PERCENT, placeholder, save
 from psp.report.summaries import main_runs, read_runs, start_log
@@ -18,7 +19,7 @@ def main(smk) -> None:
         placeholder(smk.output, "no PSP ablation or control in this configuration")
         return
     order = [m for m in methods if m in set(runs["method"])]
-    runs = runs.assign(target_label=runs["target"].map("{:g}×".format))
+    runs = runs.assign(target_label=runs["target"].map(target_text))
     grid = sns.catplot(data=runs, x="method", y="top1_pct", hue="target_label", col="setup", kind="bar", order=order,
                        errorbar="sd", col_wrap=min(2, runs["setup"].nunique()), height=3.8, aspect=1.5,
                        sharey=False)

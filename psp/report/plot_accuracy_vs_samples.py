@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from psp.pruning_target import target_text
 from psp.report.plotting import (
     DENSE_LINE,
     PERCENT,
@@ -39,7 +40,7 @@ def main(smk) -> None:
             ax.set_xticks(sizes)
             ax.xaxis.set_major_formatter(ScalarFormatter())
             ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.set_title(f"{setup}, target {target:g}×", fontsize=9)
+            ax.set_title(f"{setup}, target {target_text(target)}", fontsize=9)
             ax.set_xlabel("calibration images (count, log scale)")
             ax.set_ylabel(PERCENT)
     save_with_legend(fig, styles, smk.output, [(Line2D([], [], **DENSE_LINE), "unpruned")])

@@ -5,6 +5,7 @@ A least-squares line (seconds = a + b · images) per method and target shows whe
 import matplotlib.pyplot as plt
 import numpy as np
 
+from psp.pruning_target import target_text
 from psp.report.plotting import curve, drawn, save_with_legend, styles_of, sweep_runs_or_placeholder
 from psp.report.summaries import start_log
 
@@ -26,6 +27,7 @@ def main(smk) -> None:
             ax = axes[row, col]
             groups = runs[runs["setup"] == setup].groupby(["method", "target"], sort=True)
             for k, ((method, target), part) in enumerate(groups):
+                at = target_text(target)
                 if part[column].notna().sum() == 0:
                     continue
                 curve(ax, part, "samples", column, styles[method], method, by="samples")
@@ -33,9 +35,9 @@ def main(smk) -> None:
                     slope, intercept = np.polyfit(part["samples"], part["seconds"], 1)
                     xs = np.array([0, part["samples"].max()])
                     ax.plot(xs, intercept + slope * xs, color=styles[method].colour, linewidth=0.8, linestyle=":")
-                    ax.annotate(f"{method} {target:g}×: {intercept:.0f} s + {1000 * slope:.0f} s per 1,000 images",
+                    ax.annotate(f"{method} {at}: {intercept:.0f} s + {1000 * slope:.0f} s per 1,000 images",
                                 (0.03, 0.95 - 0.08 * k), xycoords="axes fraction", fontsize=7, va="top")
-                    log.info("%s %s %g×: seconds = %.1f + %.4f · images", setup, method, target, intercept, slope)
+                    log.info("%s %s %s: seconds = %.1f + %.4f · images", setup, method, at, intercept, slope)
             ax.set_title(setup, fontsize=9)
             ax.set_xlabel("calibration images (count)")
             ax.set_ylabel(label)

@@ -5,6 +5,7 @@ band = ± 1 std, one panel per target and dataset/model."""
 import pandas as pd
 import seaborn as sns
 
+from psp.pruning_target import target_text
 from psp.report.plotting import placeholder, save
 from psp.report.summaries import start_log
 
@@ -18,7 +19,7 @@ def main(smk) -> None:
         placeholder(smk.output, "no per-layer weight change (psp / psp_no_balance) in this configuration")
         return
     layers = layers.assign(setup=layers["dataset"] + " / " + layers["model"],
-                           target_label=layers["target"].map("target {:g}×".format))
+                           target_label=layers["target"].map(lambda t: f"target {target_text(t)}"))
     grid = sns.relplot(data=layers, x="layer_index", y="relative_change", hue="method", style="method",
                        col="target_label", row="setup", kind="line", markers=True, dashes=False, errorbar="sd",
                        height=3.2, aspect=1.2, facet_kws={"sharey": False})

@@ -80,12 +80,26 @@ def families_present(styles: dict[str, Style]) -> list[str]:
 def curve(ax, runs: pd.DataFrame, x: str, y: str, style: Style, label: str, by: str = "target", band: bool = True,
           **line) -> None:
     """Mean of ``y`` over seeds at each value of ``by`` against the mean of ``x`` there (``x`` may be measured, e.g.
-    the MACs reduction at a target), with a ± 1 std band when there are two or more seeds."""
+    the MACs reduction at a target), points joined in the order of ``x``, with a ± 1 std band when there are two or
+    more seeds."""
     grouped = runs.groupby(by, sort=True)
-    xs, means, stds = grouped[x].mean(), grouped[y].mean(), grouped[y].std(ddof=1).fillna(0.0)
+    order = grouped[x].mean().sort_values(kind="stable").index
+    xs, means = grouped[x].mean()[order], grouped[y].mean()[order]
+    stds = grouped[y].std(ddof=1).fillna(0.0)[order]
     ax.plot(xs, means, label=label, **(style.line() | {"markersize": 5, "linewidth": 1.4} | line))
     if band and grouped.size().max() > 1:
         ax.fill_between(xs, means - stds, means + stds, color=style.colour, alpha=0.15, linewidth=0)
+
+
+def ratio_points(ax, runs: pd.DataFrame, y: str, style: Style) -> None:
+    """Runs at channel-ratio targets as hollow markers at the MACs reduction they gave (mean over seeds, ± 1 std),
+    each labelled with its ratio: not joined to the MACs-target curve, whose x is the asked reduction."""
+    for target, part in runs[runs["target_kind"] == "ratio"].groupby("target", sort=True):
+        x, mean, std = part["macs_reduction"].mean(), part[y].mean(), part[y].std(ddof=1)
+        ax.errorbar(x, mean, yerr=0.0 if pd.isna(std) else std, marker=style.marker, markersize=6, linestyle="none",
+                    color=style.colour, markerfacecolor="white", capsize=2)
+        ax.annotate(f"r{target:g}", (x, mean), textcoords="offset points", xytext=(4, 4), fontsize=6,
+                    color=style.colour)
 
 
 def family_legend(fig, styles: dict[str, Style], extra: list[tuple[Line2D, str]] = ()) -> None:

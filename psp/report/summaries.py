@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from psp.pruning_target import PruningTarget
+
 ID_COLUMNS = ["dataset", "model", "method", "target", "samples", "seed"]
 SETUP = ["dataset", "model"]
 def start_log(path: str) -> logging.Logger:
@@ -28,6 +30,8 @@ def read_runs(path: str) -> pd.DataFrame:
     for column in SPEEDUP_COLUMNS:
         if column not in runs.columns:
             runs[column] = float("nan")
+    if "target_kind" not in runs.columns:  # a runs.csv from before ratio targets
+        runs["target_kind"] = [PruningTarget.of_value(t).kind for t in runs["target"]]
     runs["top1_pct"] = 100 * runs["top1"]
     runs["top1_dense_pct"] = 100 * runs["top1_dense"]
     runs["setup"] = runs["dataset"] + " / " + runs["model"]
@@ -39,13 +43,14 @@ def main_runs(runs: pd.DataFrame, default_samples: int) -> pd.DataFrame:
     return runs[(runs["uses"] == "none") | (runs["samples"] == default_samples)]
 
 
-def target_label(target: float) -> str:
-    return repr(float(target))
+def with_target_order(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``target_rank``: MACs targets first (ascending), then ratio targets, for sorting rows."""
+    return table.assign(target_rank=table["target"] + 1e6 * (table["target"] < 1))
 
 
 def sweep_runs(runs: pd.DataFrame, design: dict) -> pd.DataFrame:
     """The runs of the calibration-size study: the sweep methods at the sweep targets."""
-    targets = [float(t) for t in design.get("sweep_targets", design["targets"])]
+    targets = [PruningTarget.parse(t).value for t in design.get("sweep_targets", design["targets"])]
     return runs[runs["method"].isin(design["sweep_methods"]) & runs["target"].isin(targets)]
 
 

@@ -7,6 +7,7 @@ Each row is one method at the default calibration size: top-1 mean ± std over s
 
 import pandas as pd
 
+from psp.pruning_target import target_text
 from psp.report.catalogue import Catalogue
 from psp.report.summaries import (
     SETUP,
@@ -16,6 +17,7 @@ from psp.report.summaries import (
     seed_summary,
     start_log,
     versus_psp,
+    with_target_order,
     write_table,
 )
 
@@ -29,16 +31,17 @@ def ablation(runs: pd.DataFrame, default_samples: int, catalogue: Catalogue) -> 
     methods = ablation_methods(catalogue)
     runs = main_runs(runs, default_samples)
     runs = runs[runs["method"].isin(methods)]
-    table = seed_summary(runs, SETUP + ["target", "method"], ["top1_pct", "seconds"])
+    table = seed_summary(runs, SETUP + ["target_kind", "target", "method"], ["top1_pct", "seconds"])
     table = versus_psp(table, runs)
     table["order"] = table["method"].map(methods.index)
-    table = table.sort_values(SETUP + ["target", "order"], kind="stable").drop(columns="order")
+    table = with_target_order(table).sort_values(SETUP + ["target_rank", "order"], kind="stable")
+    table = table.drop(columns=["target_rank", "order"])
     return table.reset_index(drop=True)
 
 
 def display(table: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
     return pd.DataFrame({
-        "dataset": table["dataset"], "model": table["model"], "target ×": table["target"].map("{:g}".format),
+        "dataset": table["dataset"], "model": table["model"], "target": table["target"].map(target_text),
         "method": table["method"], "what it is": table["method"].map(catalogue.summary),
         "top-1 %": [pm(m, s) for m, s in zip(table["top1_pct_mean"], table["top1_pct_std"], strict=True)],
         "Δ vs PSP pts (± 2 SE)": ["–" if meth == "psp" else pm(m, 2 * s)

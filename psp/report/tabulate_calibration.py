@@ -3,18 +3,30 @@ dataset/model and target, mean ± std over seeds (each seed is a different rando
 
 import pandas as pd
 
-from psp.report.summaries import SETUP, pm, read_runs, seed_summary, start_log, sweep_runs, write_table
+from psp.pruning_target import target_text
+from psp.report.summaries import (
+    SETUP,
+    pm,
+    read_runs,
+    seed_summary,
+    start_log,
+    sweep_runs,
+    with_target_order,
+    write_table,
+)
 
 
 def calibration(runs: pd.DataFrame) -> pd.DataFrame:
-    table = seed_summary(runs, SETUP + ["method", "target", "samples"], ["top1_pct", "seconds", "images_seen"])
-    return table.sort_values(SETUP + ["method", "target", "samples"], kind="stable").reset_index(drop=True)
+    table = seed_summary(runs, SETUP + ["method", "target_kind", "target", "samples"],
+                         ["top1_pct", "seconds", "images_seen"])
+    table = with_target_order(table).sort_values(SETUP + ["method", "target_rank", "samples"], kind="stable")
+    return table.drop(columns="target_rank").reset_index(drop=True)
 
 
 def display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "dataset": table["dataset"], "model": table["model"], "method": table["method"],
-        "target ×": table["target"].map("{:g}".format), "images": table["samples"].astype(str),
+        "target": table["target"].map(target_text), "images": table["samples"].astype(str),
         "top-1 %": [pm(m, s) for m, s in zip(table["top1_pct_mean"], table["top1_pct_std"], strict=True)],
         "top-1 range pts": (table["top1_pct_max"] - table["top1_pct_min"]).map("{:.2f}".format),
         "time s": [pm(m, s, 1) for m, s in zip(table["seconds_mean"], table["seconds_std"], strict=True)],

@@ -1,4 +1,5 @@
-"""The comparison table: every method at every target MACs reduction, per dataset/model, over seeds.
+"""The comparison table: every method at every target (MACs reductions, then channel ratios), per dataset/model,
+over seeds.
 
 Rows are the main runs (the default calibration size; n0 for methods that read no data), grouped by family (PSP and
 its variants, controls, post-training baselines each followed by its "+BN" variant, retraining baselines) so that
@@ -10,6 +11,7 @@ latency ratio dense / pruned in eager PyTorch and in ONNX Runtime (ORT).
 
 import pandas as pd
 
+from psp.pruning_target import target_text
 from psp.report.catalogue import Catalogue, family_rank
 from psp.report.summaries import (
     SETUP,
@@ -20,6 +22,7 @@ from psp.report.summaries import (
     seed_summary,
     start_log,
     versus_psp,
+    with_target_order,
     write_table,
 )
 
@@ -32,19 +35,20 @@ def comparison(runs: pd.DataFrame, default_samples: int, catalogue: Catalogue) -
     runs = main_runs(runs, default_samples).assign(
         delta_pct=lambda r: r["top1_pct"] - r["top1_dense_pct"], rp_pct=lambda r: 100 * r["rp"],
         rf_pct=lambda r: 100 * r["rf"])
-    table = seed_summary(runs, SETUP + ["method", "uses", "target", "samples"], VALUES)
+    table = seed_summary(runs, SETUP + ["method", "uses", "target_kind", "target", "samples"], VALUES)
     table = versus_psp(table, runs)
     table.insert(2, "family", [catalogue.family(m, u) for m, u in zip(table["method"], table["uses"], strict=True)])
     table["family_rank"] = table["family"].map(family_rank)
     table["method_rank"] = table["method"].map(catalogue.rank)
-    table = table.sort_values(SETUP + ["target", "family_rank", "method_rank", "top1_pct_mean"],
-                              ascending=[True, True, True, True, True, False], kind="stable")
-    return table.drop(columns=["family_rank", "method_rank"]).reset_index(drop=True)
+    table = with_target_order(table).sort_values(
+        SETUP + ["target_rank", "family_rank", "method_rank", "top1_pct_mean"],
+        ascending=[True, True, True, True, True, False], kind="stable")
+    return table.drop(columns=["target_rank", "family_rank", "method_rank"]).reset_index(drop=True)
 
 
 def display(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
-        "dataset": table["dataset"], "model": table["model"], "target ×": table["target"].map("{:g}".format),
+        "dataset": table["dataset"], "model": table["model"], "target": table["target"].map(target_text),
         "family": table["family"], "method": table["method"],
         "MACs ↓ ×": table["macs_reduction_mean"].map("{:.2f}".format),
         "top-1 %": [pm(m, s) for m, s in zip(table["top1_pct_mean"], table["top1_pct_std"], strict=True)],

@@ -36,9 +36,10 @@ class Unsupported(UsageError):
     """The model holds a construct the suite cannot prune correctly."""
 
 
-def check_prunable(model: nn.Module, example: torch.Tensor, name: str) -> None:
+def check_prunable(model: nn.Module, example: torch.Tensor, name: str) -> dict[str, int]:
     """Raise ``Unsupported`` (one line naming the model and the construct) unless ``model`` can be pruned with
-    removal == masking and the MACs the cost model predicts."""
+    removal == masking and the MACs the cost model predicts. Returns the prunable groups (root -> channels), which
+    the probe has traced anyway: what a run's removed channels are a fraction of."""
     refused = _refused_module(model)
     if refused:
         raise Unsupported(f"model {name} cannot be pruned: {refused} is not supported (attention-free CNNs only)")
@@ -50,7 +51,7 @@ def check_prunable(model: nn.Module, example: torch.Tensor, name: str) -> None:
     if not groups:
         raise Unsupported(f"model {name} cannot be pruned: it has no prunable channel group")
     if failure is None:
-        return
+        return {g.root: g.size for g in groups}
     for g in groups:
         alone = _probe(model, example, g.root)[1]
         if alone is not None:

@@ -31,6 +31,7 @@ from psp.errors import UsageError
 from psp.methods import get_method, list_methods, load_method_modules
 from psp.registry import catalogue
 from psp.models import is_model
+from psp.pruning_target import PruningTarget
 
 
 def _registered_methods():
@@ -79,14 +80,28 @@ SWEEP_METHODS = [
     for m in METHOD_USES
     if METHOD_USES[m] == "calibration" and (config["sweep_methods"] == "all" or m in config["sweep_methods"])
 ]
-SWEEP_TARGETS = config["targets"] if config["sweep_targets"] == "all" else config["sweep_targets"]
+
+
+def _targets(key, entries):
+    """The path labels of a list of config targets (MACs reductions or r<ratio>), refusing a malformed entry in one
+    line that names the key."""
+    try:
+        return [PruningTarget.parse(entry).label for entry in entries]
+    except UsageError as e:
+        raise ValueError(f"config key {key}: {e}") from None
+
+
+TARGETS = _targets("targets", config["targets"])  # path labels: '2.0' (MACs reduction), 'r0.5' (global ratio)
+SWEEP_TARGETS = TARGETS if config["sweep_targets"] == "all" else _targets("sweep_targets", config["sweep_targets"])
+METHOD_TARGETS = {method: _targets(f"method_targets.{method}", entries)
+                  for method, entries in config["method_targets"].items()}
 
 
 def _check_sweep_targets():
     """sweep_targets must be among targets (the schema cannot compare two keys)."""
-    stray = [t for t in SWEEP_TARGETS if float(t) not in map(float, config["targets"])]
+    stray = [t for t in SWEEP_TARGETS if t not in TARGETS]
     if stray:
-        raise ValueError(f"config key sweep_targets: {stray} not in targets {config['targets']}")
+        raise ValueError(f"config key sweep_targets: {stray} not in targets {TARGETS}")
 
 
 _check_sweep_targets()
@@ -94,12 +109,12 @@ _check_sweep_targets()
 
 def _check_method_targets():
     """method_targets names configured methods and targets among `targets`; samples_seeds names configured sizes."""
-    for method, targets in config["method_targets"].items():
+    for method, targets in METHOD_TARGETS.items():
         if method not in METHOD_USES:
             raise ValueError(f"config key method_targets: {method} is not among methods ({', '.join(METHOD_USES)})")
-        stray = [t for t in targets if float(t) not in map(float, config["targets"])]
+        stray = [t for t in targets if t not in TARGETS]
         if stray:
-            raise ValueError(f"config key method_targets.{method}: {stray} not in targets {config['targets']}")
+            raise ValueError(f"config key method_targets.{method}: {stray} not in targets {TARGETS}")
     sizes = set(config["samples"]) | {config["default_samples"]}
     stray = [n for n in config["samples_seeds"] if int(n) not in sizes]
     if stray:
@@ -109,11 +124,6 @@ def _check_method_targets():
 _check_method_targets()
 
 
-def target_label(target):
-    """The {target} path component of a MACs reduction: 2 -> '2.0', 2.14 -> '2.14'."""
-    return repr(float(target))
-
-
 def samples_labels(method, target):
     """The calibration sizes a method runs with at a target: n0 for methods reading no data, the default size for
     'labels' methods (which read the labeled training split instead) and for calibration methods outside the sweep
@@ -121,14 +131,14 @@ def samples_labels(method, target):
     uses = METHOD_USES[method]
     if uses == "none":
         return [0]
-    if method in SWEEP_METHODS and float(target) in map(float, SWEEP_TARGETS):
+    if method in SWEEP_METHODS and target in SWEEP_TARGETS:
         return sorted(set(config["samples"]) | {config["default_samples"]})
     return [config["default_samples"]]
 
 
 def method_targets(method):
-    """The targets a method runs at: its method_targets entry, else every target."""
-    return config["method_targets"].get(method, config["targets"])
+    """The path labels of the targets a method runs at: its method_targets entry, else every target."""
+    return METHOD_TARGETS.get(method, TARGETS)
 
 
 def seeds_for(samples):
@@ -146,7 +156,7 @@ wildcard_constraints:
     dataset=alternatives(DATASETS),
     model=alternatives(MODELS),
     method=alternatives(list(METHOD_USES)),
-    target=r"\d+(\.\d+)?",
+    target=alternatives(TARGETS),
     samples=r"\d+",
     seed=r"\d+",
 
@@ -162,7 +172,7 @@ FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablat
 def run_identities():
     """One dict per pruning run of the design (the path is the identity)."""
     return [
-        {"dataset": d, "model": m, "method": method, "target": target_label(t), "samples": n, "seed": s}
+        {"dataset": d, "model": m, "method": method, "target": t, "samples": n, "seed": s}
         for d in DATASETS
         for m in MODELS
         for method in METHOD_USES
@@ -278,6 +288,11 @@ def prune_flags(wildcards):
     return " ".join(f for f in flags if f)
 
 
+def target_flags(wildcards):
+    """--target-macs X or --ratio R: the path's target, as its kind asks."""
+    return PruningTarget.parse(wildcards.target).flags
+
+
 def prune_samples(wildcards):
     """--samples: the path's n, or the default size for methods that read no calibration images (n0, 'labels')."""
     return int(wildcards.samples) or config["default_samples"]
@@ -290,11 +305,11 @@ def design_params():
     """What the table, figure and claim scripts need to know about the design."""
     return {
         "default_samples": config["default_samples"],
-        "targets": [target_label(t) for t in config["targets"]],
+        "targets": TARGETS,
         "seeds": config["seeds"],
         "methods": METHOD_USES,
         "catalogue": catalogue(),  # every registered method's family, uses, traits and summary, in table order
         "sweep_methods": SWEEP_METHODS,
-        "sweep_targets": [target_label(t) for t in SWEEP_TARGETS],
+        "sweep_targets": SWEEP_TARGETS,
         "layerwise_saturation": config["layerwise_saturation"],
     }

@@ -1,4 +1,5 @@
-# Pruning: one `psp prune` run per dataset x model x method x target x calibration size x seed. No latency is timed
+# Pruning: one `psp prune` run per dataset x model x method x target x calibration size x seed; a target is a MACs
+# reduction (path label 2.0, --target-macs) or a global channel ratio (r0.5, --ratio). No latency is timed
 # here (--latency-repeats 0): the measure_latency job times every model alone, and timing beside other jobs was
 # repeated work (about 2-3 s of each ResNet-56 job).
 # The path is the identity; the run folder also holds model.pt, selection.json and, for PSP variants, losses.csv
@@ -18,6 +19,7 @@ rule prune_model:
         psp=PSP,
         checkpoint=base_checkpoint,
         samples=prune_samples,
+        target=target_flags,
         flags=prune_flags,
         out=subpath(output.metrics, parent=True),
     resources:
@@ -26,7 +28,7 @@ rule prune_model:
     conda:
         "../envs/psp.yaml"
     shell:
-        "{params.psp} prune --method {wildcards.method} --checkpoint {params.checkpoint:q} --target-macs {wildcards.target} "
+        "{params.psp} prune --method {wildcards.method} --checkpoint {params.checkpoint:q} {params.target} "
         "--samples {params.samples} --seed {wildcards.seed} --dense-metrics {input.base:q} --out {params.out:q} "
         "--threads {threads} --latency-repeats 0 {params.flags} "
         "> {log:q} 2>&1"
