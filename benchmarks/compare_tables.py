@@ -19,7 +19,7 @@ PROVENANCE = ("git_commit",)  # which commit ran: differs between runs of one de
 TIMED_CLAIMS = ("C8",)  # claims about running time: their numbers and verdict come from measured seconds
 # Columns whose values vary between identical runs: times, memory, and the memory format chosen by timing
 # (torch_format_*). Everything else in a table is a function of the runs' accuracy and size.
-MEASURED_WORDS = ("seconds", "latency", "speedup", "max_rss", "torch_format")
+MEASURED_WORDS = ("seconds", "latency", "speedup", "max_rss", "peak_rss", "torch_format")
 
 
 def is_measured_column(name: str) -> bool:

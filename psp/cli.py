@@ -110,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--checkpoint", required=True)
     prune.add_argument("--data")
     prune.add_argument("--normalize")
-    prune.add_argument("--out", required=True, type=Path)
+    prune.add_argument("--out", type=Path, help="the run's folder (or give --run, once per run)")
+    prune.add_argument("--run", action="append", type=_run_spec, metavar="target=T,samples=N,seed=S,out=DIR",
+                       help="one of several runs in this process, differing only in target (a MACs reduction such "
+                            "as 2.0, or r0.5 for a global ratio), calibration size and seed; repeat it. The "
+                            "checkpoint, data and checks are loaded once; each run's outputs are those of a run alone")
     prune.add_argument("--eval-split", choices=("test", "validation"), default="test",
                        help="report accuracy on the test split, or on the --validation-size carve (for tuning)")
     prune.add_argument("--dense-metrics", type=Path,
@@ -146,6 +150,29 @@ def _check_out_dir(path: Path) -> None:
         raise UsageError(f"output folder {target} is not writable")
 
 
+RUN_KEYS = ("target", "samples", "seed", "out")
+
+
+def _run_spec(text: str) -> dict:
+    """``target=2.0,samples=256,seed=0,out=DIR`` (every key once): the settings of one run and its folder."""
+    from psp.pruning_target import PruningTarget
+
+    try:
+        pairs = dict(item.split("=", 1) for item in text.split(","))
+    except ValueError:
+        pairs = {}
+    if sorted(pairs) != sorted(RUN_KEYS):
+        raise argparse.ArgumentTypeError(f"{text!r} is not target=T,samples=N,seed=S,out=DIR")
+    try:
+        target = PruningTarget.parse(pairs["target"])
+        samples, seed = int(pairs["samples"]), int(pairs["seed"])
+    except (UsageError, ValueError) as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
+    kind = {"target_macs": target.value, "ratio": None} if target.kind == "macs" else {
+        "target_macs": None, "ratio": target.value}
+    return {"settings": kind | {"samples": samples, "seed": seed}, "out": Path(pairs["out"])}
+
+
 def _validate(args: argparse.Namespace) -> None:
     """Checks that need no torch: numbers, names, files."""
     from psp.data.datasets import check_data_arg
@@ -174,9 +201,21 @@ def _validate_prune(args: argparse.Namespace) -> None:
 
     if args.selection_flag:
         args.selection = args.selection_flag
-    if (args.ratio is None) == (args.target_macs is None):
-        raise UsageError("give exactly one of --ratio R (0 < R < 1) or --target-macs X (X > 1)")
-    args.settings = PruneSettings(**{f.name: getattr(args, f.name) for f in fields(PruneSettings)})
+    given = {f.name: getattr(args, f.name) for f in fields(PruneSettings)}
+    if args.run:
+        clashing = [flag for flag, value in (("--out", args.out), ("--ratio", args.ratio),
+                                             ("--target-macs", args.target_macs)) if value is not None]
+        if clashing:
+            raise UsageError(f"{', '.join(clashing)} cannot be given with --run (each run names its target and out)")
+        args.runs = [(PruneSettings(**given | run["settings"]), run["out"]) for run in args.run]
+        for _, out in args.runs:
+            _check_out_dir(out)
+    else:
+        if args.out is None:
+            raise UsageError("give --out DIR (one run) or --run target=T,samples=N,seed=S,out=DIR (several)")
+        if (args.ratio is None) == (args.target_macs is None):
+            raise UsageError("give exactly one of --ratio R (0 < R < 1) or --target-macs X (X > 1)")
+        args.runs = [(PruneSettings(**given), args.out)]
     if args.dense_metrics and not args.dense_metrics.is_file():
         raise UsageError(f"--dense-metrics {args.dense_metrics} does not exist")
     if args.calib_indices and not Path(args.calib_indices).is_file():
@@ -231,8 +270,12 @@ def _run(args: argparse.Namespace) -> None:
             from psp.models._registry import check_model_name
 
             check_model_name(args.model)
-        metrics = pipeline.prune_run(args.method, args.checkpoint, args.model, args.data, args.normalize, args.settings,
-                                     args.out, opts, args.method_module, args.dense_metrics, args.image_size)
+        runs = pipeline.prune_runs(args.method, args.checkpoint, args.model, args.data, args.normalize, args.runs,
+                                   opts, args.method_module, args.dense_metrics, args.image_size)
+        for (_, out), metrics in zip(args.runs[:-1], runs, strict=False):  # the last run is printed below
+            print(f"{out}: top1={metrics['top1']:.4g} macs_reduction={metrics['macs_reduction']:.4g} "
+                  f"seconds={metrics['seconds']:.4g}")
+        metrics = runs[-1]
     keys = ("top1", "top5", "macs", "params", "macs_reduction", "latency_b1", "latency_b64", "seconds")
     print(" ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float))))
 

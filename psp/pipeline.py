@@ -4,12 +4,13 @@ export to ONNX.
 Each writes its outputs atomically (temporary name, then rename), so an interrupted run leaves nothing half-written.
 """
 
+import copy
 import csv
 import io
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -25,11 +26,20 @@ from psp.data.spec import example_input
 from psp.errors import UsageError
 from psp.export import TOLERANCE, check_export, export_onnx, with_metadata
 from psp.latency import latency_profile, untimed
-from psp.methods import PruneContext, get_method, load_method_modules
+from psp.methods import Method, PruneContext, get_method, load_method_modules
 from psp.metrics import accuracy, count_macs, count_params
 from psp.models import create_model
 from psp.models.input_size import check_input_size
-from psp.runtime import atomic_write_bytes, atomic_write_text, configure, provenance, settings_hash, write_json
+from psp.runtime import (
+    atomic_write_bytes,
+    atomic_write_text,
+    configure,
+    peak_memory_mib,
+    provenance,
+    reset_peak_memory,
+    settings_hash,
+    write_json,
+)
 from psp.settings import PruneSettings
 from psp.structure.selection import select_channels
 from psp.structure.support import check_prunable
@@ -198,81 +208,142 @@ def prune_run(method_name: str, checkpoint: str, model_name: str | None, data: s
               dense_metrics: Path | None = None, image_size: int | None = None) -> dict:
     """Prune a checkpoint with a registered method; writes model.pt, metrics.json, calib_indices.txt and CSVs.
     ``dense_metrics``: the base model's metrics.json, to reuse its accuracy (see :func:`dense_reference`);
-    ``image_size``: resize the images on load (see :func:`load_for_run`)."""
+    ``image_size``: resize the images on load (see :func:`load_for_run`). One run of :func:`prune_runs`."""
+    return prune_runs(method_name, checkpoint, model_name, data, normalize, [(settings, out)], opts, method_modules,
+                      dense_metrics, image_size)[0]
+
+
+def prune_runs(method_name: str, checkpoint: str, model_name: str | None, data: str | None, normalize: str | None,
+               runs: list[tuple[PruneSettings, Path]], opts: RunOptions, method_modules: list[str] | None = None,
+               dense_metrics: Path | None = None, image_size: int | None = None) -> list[dict]:
+    """Several runs of one method on one checkpoint in one process, each ``(settings, out)`` written as it finishes.
+
+    A workflow job prunes a model at several targets, calibration sizes or seeds; loading torch, the data and the
+    checkpoint, the support probe and the dense reference are paid once for all of them. Each run starts from a fresh
+    copy of the dense model and its own seeds, so its outputs are those of a run alone, apart from timing
+    (``seconds_total`` counts the shared loading in the first run). Every ratio is checked before any run starts."""
     start = time.perf_counter()
     load_method_modules(method_modules)
     method = get_method(method_name)
-    device = configure(opts.threads, settings.seed, opts.device)
+    first = runs[0][0]
+    shared = {f.name for f in fields(PruneSettings)} - RUN_SETTINGS
+    for settings, out in runs[1:]:
+        differing = sorted(k for k in shared if getattr(settings, k) != getattr(first, k))
+        if differing:
+            raise UsageError(f"run {out}: runs of one job differ only in {', '.join(sorted(RUN_SETTINGS))}, "
+                             f"not in {', '.join(differing)}")
+    device = configure(opts.threads, first.seed, opts.device)
     loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts, image_size)
     model = loaded.model.to(device).eval()
     check_input_size(model, bundle.spec, loaded.name)
-    prunable = check_prunable(model, example_input(bundle.spec, device), loaded.name)
-    if settings.ratio is not None:  # a ratio that would empty a layer is refused now, not after a method trained
-        select_channels(model, example_input(bundle.spec, device), settings)
-    # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
-    indices = calibration_indices(settings, bundle) if method.uses == "calibration" else []
+    example = example_input(bundle.spec, device)
+    prunable = check_prunable(model, example, loaded.name)
+    for settings, _ in runs:  # a ratio that would empty a layer is refused now, not after a method trained
+        if settings.ratio is not None:
+            select_channels(model, example, settings)
     validation = None
     if opts.eval_split == "validation":
-        if settings.validation_size < 1:
+        if first.validation_size < 1:
             raise UsageError("--eval-split validation needs --validation-size N (N >= 1)")
-        validation = validation_indices(len(bundle.train), settings.validation_size)
+        validation = validation_indices(len(bundle.train), first.validation_size)
     dense = dense_reference(model, bundle, loaded.normalize, device, opts, validation, dense_metrics)
+    job = _Job(method_name, method, str(checkpoint), loaded, bundle, data, device, opts, prunable, dense, validation,
+               dense_metrics)
+    results = []
+    for settings, out in runs:
+        reset_peak_memory()
+        metrics = job.run(copy.deepcopy(model), settings, out)
+        metrics["peak_rss_mib"] = peak_memory_mib()  # this run's, the shared loading included (still resident)
+        metrics["seconds_total"] = time.perf_counter() - start
+        write_json(out / "metrics.json", metrics)
+        results.append(metrics)
+        start = time.perf_counter()
+    return results
 
-    def drawn() -> list[int]:  # filled on first use; what was drawn is recorded below
-        if not indices:
-            indices.extend(calibration_indices(settings, bundle))
-        return indices
 
-    ctx = PruneContext.build(model, bundle, settings, normalize=loaded.normalize, indices=drawn, device=device,
-                             uses=method.uses)
-    torch.manual_seed(settings.seed)
-    t0 = time.perf_counter()
-    result = method.run(ctx)
-    seconds = time.perf_counter() - t0
-    pruned = evaluate(result.model, bundle, loaded.normalize, device, opts, validation)
-    settings_dict = settings.to_dict() | {"method": method_name, "model": loaded.name, "data": data,
-                                          "normalize": loaded.normalize, "checkpoint": str(checkpoint)}
-    if bundle.resized_from is not None:  # only then: runs at the data's own size keep the hash they always had
-        settings_dict["image_size"] = bundle.spec.image_size
-    metrics = {
-        "method": method_name, "model": loaded.name, "data": data, **image_sizes(bundle), "uses": method.uses,
-        "top1": pruned["top1"], "top5": pruned["top5"], "eval_split": pruned["eval_split"],
-        "top1_dense": dense["top1"], "top5_dense": dense["top5"],
-        "macs": pruned["macs"], "macs_dense": dense["macs"], "params": pruned["params"],
-        "params_dense": dense["params"], "rf": 1 - pruned["macs"] / dense["macs"],
-        "rp": 1 - pruned["params"] / dense["params"], "macs_reduction": dense["macs"] / pruned["macs"],
-        "latency_b1": pruned["latency_b1"], "latency_b64": pruned["latency_b64"],
-        "latency_b1_dense": dense["latency_b1"], "latency_b64_dense": dense["latency_b64"],
-        "speedup_b1": _ratio(dense["latency_b1"], pruned["latency_b1"]),
-        "speedup_b64": _ratio(dense["latency_b64"], pruned["latency_b64"]),
-        "torch_format_b1": pruned["torch_format_b1"], "torch_format_b64": pruned["torch_format_b64"],
-        "latency_b1_ort": pruned["latency_b1_ort"], "latency_b64_ort": pruned["latency_b64_ort"],
-        "latency_b1_ort_dense": dense["latency_b1_ort"], "latency_b64_ort_dense": dense["latency_b64_ort"],
-        "speedup_b1_ort": _ratio(dense["latency_b1_ort"], pruned["latency_b1_ort"]),
-        "speedup_b64_ort": _ratio(dense["latency_b64_ort"], pruned["latency_b64_ort"]),
-        "onnx_difference": pruned["onnx_difference"],
-        "seconds": seconds, "images_seen": result.images_seen, "epochs": result.epochs,
-        "samples": len(indices), "seed": settings.seed, "importance": settings.importance,
-        "selection": settings.selection, "target_macs": settings.target_macs, "ratio": settings.ratio,
-        "calib_indices_file": str(out / "calib_indices.txt") if indices else None,
-        "dense_metrics_file": str(dense_metrics) if dense_metrics else None,
-        "channels_removed": {k: len(v) for k, v in result.selection.items()},
-        "channels_removed_fraction": sum(map(len, result.selection.values())) / sum(prunable.values()),
-        "settings": settings_dict, "settings_hash": settings_hash(settings_dict), **provenance(device),
-        **result.extra,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    if indices:
-        atomic_write_text(out / "calib_indices.txt", format_indices(indices))
-    for name, rows in result.tables.items():
-        if rows:
-            atomic_write_text(out / f"{name}.csv", _csv(rows))
-    write_json(out / "selection.json", result.selection)
-    save_model(out / "model.pt", result.model.cpu(), loaded.name, bundle.spec, loaded.normalize,
-               loaded.model_kwargs, data)
-    metrics["seconds_total"] = time.perf_counter() - start
-    write_json(out / "metrics.json", metrics)
-    return metrics
+RUN_SETTINGS = {"target_macs", "ratio", "samples", "seed"}  # what the runs of one prune_runs job may differ in
+
+
+@dataclass
+class _Job:
+    """What the runs of one :func:`prune_runs` job share."""
+
+    method_name: str
+    method: Method
+    checkpoint: str
+    loaded: LoadedModel
+    bundle: DataBundle
+    data: str
+    device: torch.device
+    opts: RunOptions
+    prunable: dict[str, int]
+    dense: dict
+    validation: list[int] | None
+    dense_metrics: Path | None
+
+    def run(self, model: nn.Module, settings: PruneSettings, out: Path) -> dict:
+        """One run on ``model`` (the dense model, the run's own copy); writes everything but metrics.json, whose
+        content it returns."""
+        bundle, method, dense = self.bundle, self.method, self.dense
+        configure(self.opts.threads, settings.seed, self.opts.device)
+        # Calibration methods always draw; labels methods draw only when they ask for the calibration images.
+        indices = calibration_indices(settings, bundle) if method.uses == "calibration" else []
+
+        def drawn() -> list[int]:  # filled on first use; what was drawn is recorded below
+            if not indices:
+                indices.extend(calibration_indices(settings, bundle))
+            return indices
+
+        ctx = PruneContext.build(model, bundle, settings, normalize=self.loaded.normalize, indices=drawn,
+                                 device=self.device, uses=method.uses)
+        torch.manual_seed(settings.seed)
+        t0 = time.perf_counter()
+        result = method.run(ctx)
+        seconds = time.perf_counter() - t0
+        pruned = evaluate(result.model, bundle, self.loaded.normalize, self.device, self.opts, self.validation)
+        settings_dict = settings.to_dict() | {"method": self.method_name, "model": self.loaded.name,
+                                              "data": self.data, "normalize": self.loaded.normalize,
+                                              "checkpoint": self.checkpoint}
+        if bundle.resized_from is not None:  # only then: runs at the data's own size keep the hash they always had
+            settings_dict["image_size"] = bundle.spec.image_size
+        metrics = {
+            "method": self.method_name, "model": self.loaded.name, "data": self.data, **image_sizes(bundle),
+            "uses": method.uses,
+            "top1": pruned["top1"], "top5": pruned["top5"], "eval_split": pruned["eval_split"],
+            "top1_dense": dense["top1"], "top5_dense": dense["top5"],
+            "macs": pruned["macs"], "macs_dense": dense["macs"], "params": pruned["params"],
+            "params_dense": dense["params"], "rf": 1 - pruned["macs"] / dense["macs"],
+            "rp": 1 - pruned["params"] / dense["params"], "macs_reduction": dense["macs"] / pruned["macs"],
+            "latency_b1": pruned["latency_b1"], "latency_b64": pruned["latency_b64"],
+            "latency_b1_dense": dense["latency_b1"], "latency_b64_dense": dense["latency_b64"],
+            "speedup_b1": _ratio(dense["latency_b1"], pruned["latency_b1"]),
+            "speedup_b64": _ratio(dense["latency_b64"], pruned["latency_b64"]),
+            "torch_format_b1": pruned["torch_format_b1"], "torch_format_b64": pruned["torch_format_b64"],
+            "latency_b1_ort": pruned["latency_b1_ort"], "latency_b64_ort": pruned["latency_b64_ort"],
+            "latency_b1_ort_dense": dense["latency_b1_ort"], "latency_b64_ort_dense": dense["latency_b64_ort"],
+            "speedup_b1_ort": _ratio(dense["latency_b1_ort"], pruned["latency_b1_ort"]),
+            "speedup_b64_ort": _ratio(dense["latency_b64_ort"], pruned["latency_b64_ort"]),
+            "onnx_difference": pruned["onnx_difference"],
+            "seconds": seconds, "images_seen": result.images_seen, "epochs": result.epochs,
+            "samples": len(indices), "seed": settings.seed, "importance": settings.importance,
+            "selection": settings.selection, "target_macs": settings.target_macs, "ratio": settings.ratio,
+            "calib_indices_file": str(out / "calib_indices.txt") if indices else None,
+            "dense_metrics_file": str(self.dense_metrics) if self.dense_metrics else None,
+            "channels_removed": {k: len(v) for k, v in result.selection.items()},
+            "channels_removed_fraction": sum(map(len, result.selection.values())) / sum(self.prunable.values()),
+            "settings": settings_dict, "settings_hash": settings_hash(settings_dict), **provenance(self.device),
+            **result.extra,
+        }
+        out.mkdir(parents=True, exist_ok=True)
+        if indices:
+            atomic_write_text(out / "calib_indices.txt", format_indices(indices))
+        for name, rows in result.tables.items():
+            if rows:
+                atomic_write_text(out / f"{name}.csv", _csv(rows))
+        write_json(out / "selection.json", result.selection)
+        save_model(out / "model.pt", result.model.cpu(), self.loaded.name, bundle.spec, self.loaded.normalize,
+                   self.loaded.model_kwargs, self.data)
+        return metrics
 
 
 def export_run(checkpoint: str, model_name: str | None, data: str | None, normalize: str | None, onnx_path: Path,

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(300)
 METRIC_KEYS = {"top1", "top1_dense", "macs", "macs_dense", "params", "params_dense", "rf", "rp", "latency_b1",
                "latency_b64", "latency_b1_dense", "latency_b64_dense", "seconds", "seconds_total", "method", "model",
                "importance", "selection", "samples", "seed", "calib_indices_file"}
-VOLATILE = ("latency", "seconds", "speedup", "torch_format")  # timing fields may differ between identical runs
+VOLATILE = ("latency", "seconds", "speedup", "torch_format", "peak_rss")  # measured: may differ between identical runs
 
 
 @pytest.fixture(autouse=True)

@@ -126,17 +126,23 @@ def test_design_keys_shape_the_runs(tmp_path):
         "method_targets": {"oneshot": [2.0]}, "samples_seeds": {32: [0, 1, 2]}}
     path = tmp_path / "design.yaml"
     path.write_text(yaml.safe_dump(config))
-    # oneshot: one target x n0 x seed 0; psp: two targets x (n16 with seed 0 + n32 with seeds 0-2)
-    expected = 1 + 2 * (1 + 3)
-    result = snakemake("-n", "--nolock", "--configfile", str(path))
+    # oneshot: one target x n0 x seed 0; psp: two targets x (n16 with seed 0 + n32 with seeds 0-2); one batch per
+    # method and seed: oneshot at seed 0, psp at seeds 0, 1 and 2
+    expected_runs, expected_batches = 1 + 2 * (1 + 3), 1 + 3
+    result = snakemake("-n", "--nolock", "-p", "--configfile", str(path))
     assert result.returncode == 0, output(result)
-    counts = dict(line.split()[:2] for line in output(result).splitlines() if line.startswith("prune_model "))
-    assert int(counts["prune_model"]) == expected * len(config["models"]) * len(config["datasets"])
+    assert _planned(output(result)) == (expected_batches, expected_runs)
     dataset, model = next(iter(config["datasets"])), next(iter(config["models"]))
-    part = snakemake("-n", "--nolock", f"results/{dataset}/{model}/runs.txt", "--configfile", str(path))
+    part = snakemake("-n", "--nolock", "-p", f"results/{dataset}/{model}/runs.txt", "--configfile", str(path))
     assert part.returncode == 0, output(part)
-    counts = dict(line.split()[:2] for line in output(part).splitlines() if line.startswith("prune_model "))
-    assert int(counts["prune_model"]) == expected
+    assert _planned(output(part)) == (expected_batches, expected_runs)
+
+
+def _planned(text: str) -> tuple[int, int]:
+    """The prune_model jobs (batches) of a dry run's job table, and the runs their commands ask for (`--run`)."""
+    counts = dict(line.split()[:2] for line in text.splitlines() if line.startswith("prune_model "))
+    runs = sum(line.count(" --run target=") for line in text.splitlines() if " prune --method " in line)
+    return int(counts.get("prune_model", 0)), runs
 
 
 def test_schema_settings_match_the_library():
@@ -169,7 +175,7 @@ def _tables(folder: Path) -> dict[str, pd.DataFrame]:
 
 
 def _without_times(frame: pd.DataFrame) -> pd.DataFrame:
-    timed = ("seconds", "latency", "speedup", "time", "max_rss", "torch_format")
+    timed = ("seconds", "latency", "speedup", "time", "max_rss", "peak_rss", "torch_format")
     return frame[[c for c in frame.columns if not any(word in c for word in timed)]]
 
 
@@ -203,7 +209,8 @@ def test_tiny_end_to_end_run(tmp_path):
     runs = pd.read_csv(tables / "runs.csv")
     assert len(runs) == (5 + 2) * 2  # 5 methods at 2.0x and 2 at ratio 0.5, x 1 size x 2 seeds
     assert sorted(runs.loc[runs["method"] == "oneshot", "samples"].unique()) == [0]
-    assert runs["path"].str.match(r"results/mnist5k/tiny/\w+/(2\.0|r0\.5)/n\d+/s\d/metrics\.json").all()
+    assert runs["path"].str.match(r"results/mnist5k/tiny/\w+/s\d/(2\.0|r0\.5)/n\d+/metrics\.json").all()
+    assert runs["max_rss_mib"].gt(0).all()  # each run's own peak memory
     at_ratio = runs[runs["target_kind"] == "ratio"]  # a ratio run records the ratio and the reduction it gave
     assert set(at_ratio["method"]) == {"oneshot", "toy"} and (at_ratio["target"] == 0.5).all()
     assert (at_ratio["ratio"] == 0.5).all() and (at_ratio["macs_reduction"] > 1).all()
@@ -238,7 +245,7 @@ def test_tiny_end_to_end_run(tmp_path):
 
     # A job killed with SIGKILL mid-run (pre-emption, OOM killer) and rerun by Snakemake: same tables. The toy
     # method holds while PSP_TEST_HOLD is set, so the kill lands mid-job however fast the machine is.
-    killed = tmp_path / "results" / "mnist5k" / "tiny" / "toy" / "2.0" / "n0" / "s1"
+    killed = tmp_path / "results" / "mnist5k" / "tiny" / "toy" / "s1"  # the batch of toy's runs at seed 1
     shutil.rmtree(killed)
     shutil.rmtree(tables)
     held = tmp_path / "held"
@@ -253,7 +260,7 @@ def test_tiny_end_to_end_run(tmp_path):
     assert held.exists(), "the held job never started"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (killed / "metrics.json").exists(), "the job should have been killed before it finished"
+    assert not (killed / "r0.5" / "n0" / "metrics.json").exists(), "the job should have been killed before it finished"
     assert snakemake("--unlock", cwd=tmp_path, env=env).returncode == 0  # a killed Snakemake leaves its lock
     resumed = snakemake("--cores", "2", "--rerun-incomplete", *targets, cwd=tmp_path, env=env)
     assert resumed.returncode == 0, output(resumed)[-5000:]
@@ -274,13 +281,14 @@ def test_paper_configs_train_their_base_models_then_prune(config, models, ratio,
     assert result.returncode == 0, output(result)
     text = output(result)
     counts = dict(line.split()[:2] for line in text.splitlines() if line.startswith(("prune_model ", "train_base")))
-    assert counts["train_base_model"] == "2" and int(counts["prune_model"]) == 504, counts
+    assert counts["train_base_model"] == "2"
+    assert _planned(text) == (2 * 22 * 3, 504), counts  # a batch per model, method and seed; 504 runs
     for arch in models.values():
         assert f"train --model {arch} " in text and "--epochs 200" in text and "--device cuda" in text
     prune = [line for line in text.splitlines() if " prune --method " in line]
-    at_ratio = [line for line in prune if f" --ratio {ratio} " in line]
+    at_ratio = [line for line in prune if f" --run target=r{ratio}," in line]
     assert at_ratio and all(f"/r{ratio}/n" in line for line in at_ratio)
-    assert any(f" --target-macs {macs} " in line for line in prune)
+    assert any(f" --run target={macs}," in line for line in prune)
     assert {line.split(" --method ")[1].split()[0] for line in at_ratio} >= {"psp", "l1", "gap"}
 
 

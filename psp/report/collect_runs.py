@@ -1,9 +1,10 @@
 """Collect every run's metrics.json into one tidy CSV (one row per run), and the per-layer weight change that PSP
 variants write beside it (weight_change.csv) into another.
 
-Latency (eager PyTorch and ONNX Runtime) comes from the measure_latency job, which timed every model alone on the
-machine. ``max_rss_mib`` is the
-job's peak resident memory as Snakemake's benchmark of the pruning job recorded it (empty for runs made without one).
+Latency (eager PyTorch and ONNX Runtime) comes from the measure_latency jobs, which timed every model alone on the
+machine. ``max_rss_mib`` is the run's peak resident memory as its process measured it (``peak_rss_mib``), or for runs
+made before that was recorded, the peak of the pruning job that made it, from Snakemake's benchmark file (empty for
+runs made without one).
 
 The identity columns (dataset, model, method, target, samples, seed) come from the path (``target`` as a number:
 a MACs reduction above 1 or a channel ratio below 1, its kind in ``target_kind``); metrics that would clash
@@ -47,12 +48,12 @@ def with_latency_alone(runs: pd.DataFrame, alone: pd.DataFrame) -> pd.DataFrame:
     return runs.merge(alone, on="path", how="left", validate="one_to_one")
 
 
-def peak_memory(metrics_path: str) -> float | None:
-    """Peak resident memory (MiB) of the job that wrote ``metrics_path``, from the prune rule's benchmark file."""
-    benchmark = Path("results/benchmarks") / Path(metrics_path).relative_to("results").parent / "prune.tsv"
-    if not benchmark.is_file():
-        return None
-    return float(pd.read_csv(benchmark, sep="\t")["max_rss"].iloc[-1])
+def peak_memory(metrics: dict, benchmarks: dict[str, float], metrics_path: str) -> float | None:
+    """Peak resident memory (MiB) of the run: measured by its process, else its job's (``benchmarks``: a batch's
+    benchmark file -> max_rss)."""
+    if metrics.get("peak_rss_mib") is not None:
+        return metrics["peak_rss_mib"]
+    return next((peak for path, peak in benchmarks.items() if metrics_path.startswith(path + "/")), None)
 
 
 def with_previous(runs: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
@@ -75,7 +76,10 @@ def with_previous(runs: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
 def main(smk) -> None:
     log = start_log(smk.log[0])
     rows, layers = [], []
-    for run, path in zip(smk.params.runs, smk.input.metrics, strict=True):
+    benchmarks = {str(Path("results") / Path(f).relative_to("results/benchmarks").parent):
+                  float(pd.read_csv(f, sep="\t")["max_rss"].iloc[-1]) for f in smk.input.benchmarks}
+    for entry in smk.params.runs:
+        path, run = entry["path"], {k: v for k, v in entry.items() if k != "path"}
         metrics = json.loads(Path(path).read_text())
         if metrics.get("method") != run["method"] or metrics.get("seed") != run["seed"]:
             raise ValueError(f"{path}: metrics say method={metrics.get('method')!r} seed={metrics.get('seed')!r}, "
@@ -84,14 +88,15 @@ def main(smk) -> None:
         target = PruningTarget.parse(run["target"])  # the path's label: '2.0' or 'r0.5'
         run = run | {"target": target.value}
         rows.append(run | {"target_kind": target.kind, "path": path} | flatten(metrics)
-                    | {"max_rss_mib": peak_memory(path)})
+                    | {"max_rss_mib": peak_memory(metrics, benchmarks, path)})
         changes = Path(path).with_name("weight_change.csv")
         if changes.is_file():
             table = pd.read_csv(changes)
             for key in reversed(ID_COLUMNS):
                 table.insert(0, key, run[key])
             layers.append(table)
-    runs = with_latency_alone(pd.DataFrame(rows), pd.read_csv(smk.input.latency))
+    latency = pd.concat([pd.read_csv(f) for f in smk.input.latency], ignore_index=True)
+    runs = with_latency_alone(pd.DataFrame(rows), latency)
     runs = with_previous(runs, list(smk.input.previous))
     runs = runs.sort_values(ID_COLUMNS, kind="stable")
     first = ID_COLUMNS + ["target_kind", "path", "settings_hash", "uses"]

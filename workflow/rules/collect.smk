@@ -4,8 +4,9 @@
 
 rule collect_runs:
     input:
-        metrics=run_metrics,
-        latency="results/tables/latency.csv",
+        batches=all_batches,
+        latency=latency_tables,
+        benchmarks=batch_benchmarks,
         previous=config["previous_runs"],
     output:
         runs=report(

@@ -163,7 +163,12 @@ wildcard_constraints:
 
 # ----- the design ----------------------------------------------------------------------------------------------------
 
-RUN_PATTERN = "results/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/metrics.json"
+# One pruning job (a batch) runs every target and calibration size of one method at one seed in one process and
+# writes them under its folder, the job's declared output: each run's metrics.json, model.pt, selection.json,
+# calib_indices.txt and the method's CSVs. A changed method reruns its own batches, a new seed only its own.
+BATCH_PATTERN = "results/{dataset}/{model}/{method}/s{seed}"
+RUN_PATTERN = "results/{dataset}/{model}/{method}/s{seed}/{target}/n{samples}/metrics.json"
+LATENCY_PATTERN = "results/{dataset}/{model}/latency-s{seed}.csv"
 TABLES = ["comparison", "ablation", "calibration"]
 FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablation", "layer_updates",
            "speedup_vs_macs", "verdicts"]
@@ -182,18 +187,62 @@ def run_identities():
     ]
 
 
-def run_metrics(wildcards):
-    return [RUN_PATTERN.format(**run) for run in run_identities()]
+def _runs_where(**fixed):
+    """The run identities whose keys equal ``fixed`` (wildcard values, as strings)."""
+    return [run for run in run_identities() if all(str(run[k]) == str(v) for k, v in fixed.items())]
+
+
+def _batches(runs):
+    """The batch folders of ``runs``, each once, in design order."""
+    return list(dict.fromkeys(BATCH_PATTERN.format(**run) for run in runs))
+
+
+def batch_runs(wildcards):
+    """The `--run` flags of one batch: each run's target, calibration size (the default for n0 and 'labels' runs),
+    seed and folder."""
+    runs = _runs_where(dataset=wildcards.dataset, model=wildcards.model, method=wildcards.method,
+                       seed=wildcards.seed)
+    return " ".join(
+        f"--run target={run['target']},samples={int(run['samples']) or config['default_samples']},"
+        f"seed={run['seed']},out={Path(RUN_PATTERN.format(**run)).parent}"
+        for run in runs)
+
+
+def all_batches(wildcards):
+    return _batches(run_identities())
 
 
 def run_params(wildcards):
-    return run_identities()
+    """Every run of the design with its metrics.json path."""
+    return [run | {"path": RUN_PATTERN.format(**run)} for run in run_identities()]
+
+
+def seed_batches(wildcards):
+    """The batches of one (dataset, model, seed): what one latency job times."""
+    return _batches(_runs_where(dataset=wildcards.dataset, model=wildcards.model, seed=wildcards.seed))
+
+
+def seed_run_metrics(wildcards):
+    return [RUN_PATTERN.format(**run)
+            for run in _runs_where(dataset=wildcards.dataset, model=wildcards.model, seed=wildcards.seed)]
+
+
+def latency_tables(wildcards):
+    return list(dict.fromkeys(LATENCY_PATTERN.format(**run) for run in run_identities()))
+
+
+def batch_benchmarks(wildcards):
+    """The prune jobs' benchmark files (peak memory of runs that predate per-run measurement is read there)."""
+    return [f"results/benchmarks/{batch.removeprefix('results/')}/prune.tsv" for batch in all_batches(wildcards)]
+
+
+def model_batches(wildcards):
+    """The batches of one (dataset, model): a part of the design that a 2-core machine can finish in one sitting."""
+    return _batches(_runs_where(dataset=wildcards.dataset, model=wildcards.model))
 
 
 def model_run_metrics(wildcards):
-    """The runs of one (dataset, model): a part of the design that a 2-core machine can finish in one sitting."""
-    return [RUN_PATTERN.format(**run) for run in run_identities()
-            if run["dataset"] == wildcards.dataset and run["model"] == wildcards.model]
+    return [RUN_PATTERN.format(**run) for run in _runs_where(dataset=wildcards.dataset, model=wildcards.model)]
 
 
 def get_final_output():
@@ -286,16 +335,6 @@ def prune_flags(wildcards):
     flags += [_flag(name, value) for name, value in settings if value is not None]
     flags += [f"--method-module {module}" for module in config["method_modules"]]
     return " ".join(f for f in flags if f)
-
-
-def target_flags(wildcards):
-    """--target-macs X or --ratio R: the path's target, as its kind asks."""
-    return PruningTarget.parse(wildcards.target).flags
-
-
-def prune_samples(wildcards):
-    """--samples: the path's n, or the default size for methods that read no calibration images (n0, 'labels')."""
-    return int(wildcards.samples) or config["default_samples"]
 
 
 # ----- tables, figures and claims --------------------------------------------------------------------------------------

@@ -1,17 +1,19 @@
-# Latency: every pruned model and its dense model timed in one job that runs alone (threads = all cores), so that
-# no other job competes for the CPU while the clock runs, in eager PyTorch and ONNX Runtime. Its figures replace the
-# in-job ones in the tables.
+# Latency: the pruned models of one (dataset, model, seed) and their dense model timed in one job that runs alone
+# (threads = all cores), so that no other job competes for the CPU while the clock runs, in eager PyTorch and ONNX
+# Runtime; a new seed times only its own models. Its figures replace the in-job ones in the tables.
 
 
 rule measure_latency:
     input:
-        run_metrics,
+        seed_batches,
     output:
-        "results/tables/latency.csv",
+        LATENCY_PATTERN,
     log:
-        "logs/tables/measure_latency.log",
+        "logs/{dataset}/{model}/latency-s{seed}.log",
     benchmark:
-        "results/benchmarks/tables/measure_latency.tsv"
+        "results/benchmarks/{dataset}/{model}/latency-s{seed}.tsv"
+    params:
+        metrics=seed_run_metrics,
     threads: all_cores()
     conda:
         "../envs/psp.yaml"

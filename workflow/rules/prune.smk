@@ -1,36 +1,34 @@
-# Pruning: one `psp prune` run per dataset x model x method x target x calibration size x seed; a target is a MACs
-# reduction (path label 2.0, --target-macs) or a global channel ratio (r0.5, --ratio). No latency is timed
-# here (--latency-repeats 0): the measure_latency job times every model alone, and timing beside other jobs was
-# repeated work (about 2-3 s of each ResNet-56 job).
-# The path is the identity; the run folder also holds model.pt, selection.json and, for PSP variants, losses.csv
-# and weight_change.csv (read by collect_runs next to metrics.json).
+# Pruning: one job per dataset x model x method x seed runs that method at every target (a MACs reduction, path
+# label 2.0, or a global channel ratio, r0.5) and calibration size of the design in one `psp prune` process
+# (`--run`, once per run), so torch, the data, the checkpoint and the support probe load once per batch. The batch
+# folder is the job's output: under it, each run's <target>/n<samples>/ holds metrics.json, model.pt,
+# selection.json, calib_indices.txt (for methods that read data) and the method's CSVs (losses.csv,
+# weight_change.csv, ...). No latency is timed here (--latency-repeats 0): the measure_latency jobs time every model
+# alone.
 
 
 rule prune_model:
     input:
         unpack(base_model_inputs),
     output:
-        metrics="results/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/metrics.json",
+        directory(BATCH_PATTERN),
     log:
-        "logs/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/prune.log",
+        "logs/{dataset}/{model}/{method}/s{seed}/prune.log",
     benchmark:
-        "results/benchmarks/{dataset}/{model}/{method}/{target}/n{samples}/s{seed}/prune.tsv"
+        "results/benchmarks/{dataset}/{model}/{method}/s{seed}/prune.tsv"
     params:
         psp=PSP,
         checkpoint=base_checkpoint,
-        samples=prune_samples,
-        target=target_flags,
+        runs=batch_runs,
         flags=prune_flags,
-        out=subpath(output.metrics, parent=True),
     resources:
         gpu=gpus(),
     threads: 1
     conda:
         "../envs/psp.yaml"
     shell:
-        "{params.psp} prune --method {wildcards.method} --checkpoint {params.checkpoint:q} {params.target} "
-        "--samples {params.samples} --seed {wildcards.seed} --dense-metrics {input.base:q} --out {params.out:q} "
-        "--threads {threads} --latency-repeats 0 {params.flags} "
+        "{params.psp} prune --method {wildcards.method} --checkpoint {params.checkpoint:q} {params.runs} "
+        "--dense-metrics {input.base:q} --threads {threads} --latency-repeats 0 {params.flags} "
         "> {log:q} 2>&1"
 
 
@@ -38,13 +36,15 @@ rule prune_model:
 # (`snakemake results/<dataset>/<model>/runs.txt --configfile ...`); the file lists the runs' metrics.json paths.
 rule model_runs:
     input:
-        model_run_metrics,
+        model_batches,
     output:
         "results/{dataset}/{model}/runs.txt",
     log:
         "logs/{dataset}/{model}/runs.log",
+    params:
+        metrics=model_run_metrics,
     localrule: True
     conda:
         "../envs/psp.yaml"
     shell:
-        "printf '%s\\n' {input:q} > {output:q} 2> {log:q}"
+        "printf '%s\\n' {params.metrics:q} > {output:q} 2> {log:q}"

@@ -1,5 +1,5 @@
-"""Time every run's pruned model and its dense model, alone on the machine, at batch 1 and 64, in eager PyTorch and
-ONNX Runtime.
+"""Time the pruned models of one (dataset, model, seed) and their dense model, alone on the machine, at batch 1 and
+64, in eager PyTorch and ONNX Runtime.
 
 One process loads each ``model.pt`` beside a ``metrics.json`` (and each distinct dense checkpoint once) and times
 the pair back to back (``psp.latency.time_pair``) with all of the job's threads. The dense model is timed again right
@@ -28,7 +28,7 @@ def main(smk) -> None:
     dense_models: dict[str, torch.nn.Module] = {}
     exports = ArchitectureExports()
     rows = []
-    for path in smk.input:
+    for path in smk.params.metrics:  # each inside one of the batch folders the job reads
         metrics = json.loads(Path(path).read_text())
         pruned = load_model(Path(path).with_name("model.pt"))
         settings = metrics["settings"]

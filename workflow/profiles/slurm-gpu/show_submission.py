@@ -3,8 +3,8 @@
 Snakemake runs with the real executor plugin in a scratch copy of the workflow, with stand-ins for sbatch, sacct,
 squeue, sinfo and sacctmgr first on PATH: sbatch records its arguments and refuses the job, so nothing runs and
 the plugin's own submission (partition, --gpus, --cpus-per-gpu, memory, time) is what gets printed. It asks for
-one base-model training job (the config's second trained model, if any) and one pruning job of the first model
-(whose base model is faked in the scratch copy).
+one base-model training job (the config's second trained model, if any) and one pruning job (a batch of runs) of
+the first model (whose base model is faked in the scratch copy).
 
     python workflow/profiles/slurm-gpu/show_submission.py --configfile config/paper-cifar10.yaml
 """
@@ -27,15 +27,13 @@ def _targets(config: dict, scratch: Path) -> list[str]:
     """A training job of the second trained model and a pruning job of the first (its base faked)."""
     dataset = next(iter(config["datasets"]))
     models = list(config["models"])
-    target = float(config["targets"][-1])
     first = models[0]
     base = scratch / "results" / dataset / first / "base"
     base.mkdir(parents=True)
     for name in ("model.pt", "metrics.json"):
         (base / name).touch()
     method = "psp" if config.get("methods", "all") == "all" else config["methods"][0]
-    samples = config.get("default_samples", 256)
-    targets = [f"results/{dataset}/{first}/{method}/{target!r}/n{samples}/s{config.get('seeds', [0])[0]}/metrics.json"]
+    targets = [f"results/{dataset}/{first}/{method}/s{config.get('seeds', [0])[0]}"]  # one batch of runs
     trained = [m for m in models[1:] if not config["models"][m].get("checkpoint")]
     return [f"results/{dataset}/{trained[0]}/base/metrics.json", *targets] if trained else targets
 

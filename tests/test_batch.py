@@ -1,0 +1,58 @@
+"""Several runs in one process (`psp prune --run ...`, what a workflow job does) make exactly what each run makes
+alone, apart from timing: same metrics, selection, calibration draw and weights, for methods of every data use."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from psp import pipeline
+from psp.cli import main
+from psp.settings import PruneSettings
+
+pytestmark = pytest.mark.timeout(300)
+
+OPTS = pipeline.RunOptions(threads=1, device="cpu", latency_repeats=0)
+TIMED = ("seconds", "seconds_total", "peak_rss_mib")  # clock and memory readings
+RUNS = [{"target_macs": 2.0, "samples": 32, "seed": 0}, {"ratio": 0.3, "samples": 32, "seed": 1},
+        {"target_macs": 1.5, "samples": 48, "seed": 0}]
+CHEAP = {"penalty_epochs": 1, "rec_epochs": 1, "epochs": 1, "train_subset": 256}
+
+
+def _untimed(metrics: dict, out: Path) -> dict:
+    """metrics.json without its clock readings, its own folder's name replaced (files it names live there)."""
+    text = json.dumps({k: v for k, v in metrics.items() if k not in TIMED}).replace(str(out), "OUT")
+    return json.loads(text)
+
+
+@pytest.mark.parametrize("method", ["oneshot", "psp", "l1"])  # uses none, calibration (trains), labels
+def test_runs_in_one_process_equal_runs_alone(trained, tmp_path, method):
+    batch = [(PruneSettings(**CHEAP, **run), tmp_path / "batch" / str(i)) for i, run in enumerate(RUNS)]
+    together = pipeline.prune_runs(method, str(trained.checkpoint), None, None, None, batch, OPTS)
+    for (settings, out), metrics in zip(batch, together, strict=True):
+        alone = tmp_path / "alone" / out.name
+        single = pipeline.prune_run(method, str(trained.checkpoint), None, None, None, settings, alone, OPTS)
+        assert _untimed(metrics, out) == _untimed(single, alone)
+        assert (out / "selection.json").read_text() == (alone / "selection.json").read_text()
+        assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in alone.iterdir())
+        a, b = (torch.load(d / "model.pt", weights_only=True)["state_dict"] for d in (out, alone))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_command_line_takes_runs_and_refuses_a_malformed_one(trained, tmp_path, capsys):
+    runs = [f"target={t},samples=32,seed={s},out={tmp_path / name}" for t, s, name in
+            (("2.0", 0, "a"), ("r0.3", 1, "b"))]
+    args = ["prune", "--method", "oneshot", "--checkpoint", str(trained.checkpoint), "--threads", "1",
+            "--latency-repeats", "0"]
+    assert main(args + [a for run in runs for a in ("--run", run)]) == 0
+    a, b = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("a", "b"))
+    assert (a["target_macs"], a["ratio"], a["seed"]) == (2.0, None, 0)
+    assert (b["target_macs"], b["ratio"], b["seed"]) == (None, 0.3, 1)
+    capsys.readouterr()
+    assert main(args + ["--run", "target=2.0,samples=32,out=x"]) == 2  # no seed
+    assert "is not target=T,samples=N,seed=S,out=DIR" in capsys.readouterr().err
+    assert main(args + ["--run", "target=0.5,samples=32,seed=0,out=x"]) == 2  # a ratio must be spelled r0.5
+    assert "is not a MACs reduction above 1" in capsys.readouterr().err
+    assert main(args + ["--run", runs[0], "--out", str(tmp_path / "c")]) == 2
+    assert "--out cannot be given with --run" in capsys.readouterr().err
