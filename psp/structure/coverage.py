@@ -9,6 +9,7 @@ README table; ``tests/test_coverage.py`` holds every member to its recorded outc
 """
 
 import copy
+import re
 import time
 from pathlib import Path
 
@@ -21,10 +22,10 @@ from psp.models import create_model
 from psp.settings import PruneSettings
 from psp.structure.removal import mask_channels, remove_channels
 from psp.structure.selection import select_channels
-from psp.structure.support import Unsupported, check_prunable
+from psp.structure.support import Unsupported, check_module_types, check_prunable
 
-__all__ = ["README_END", "README_START", "SIZES", "TARGET", "TIMM_FAMILIES", "markdown", "matrix", "outcome",
-           "write_readme"]
+__all__ = ["README_END", "README_START", "SIZES", "TARGET", "TIMM_FAMILIES", "architecture", "markdown", "matrix",
+           "outcome", "write_readme"]
 
 TARGET = 2.0  # MACs reduction every member is pruned to
 SIZES = (32, 64, 128, 224)  # image sizes tried, smallest first
@@ -48,21 +49,32 @@ def _torchvision_models() -> list[str]:
     return [f"tv:{n}" for n in torchvision.models.list_models(module=torchvision.models)]
 
 
+def architecture(name: str) -> str:
+    """The architecture family a member belongs to: its timm family, or a torchvision name's leading word
+    (``tv:regnet_y_128gf`` -> ``regnet``), so that one small member can stand for the others in a quick check."""
+    family = next((f for f, names in TIMM_FAMILIES.items() if name in names), None)
+    if family is not None:
+        return family
+    base = name.split(":", 1)[1]
+    return "wide_resnet" if base.startswith("wide_") else re.match(r"[a-z]+", base).group(0)
+
+
 def matrix() -> list[tuple[str, str]]:
     """(family, model) for every member: all torchvision classifiers, then the named timm families."""
     rows = [("torchvision", name) for name in _torchvision_models()]
     return rows + [(family, name) for family, names in TIMM_FAMILIES.items() for name in names]
 
 
-def _smallest_size(name: str) -> tuple[torch.nn.Module, int]:
-    """The model (random weights, seed 0) and the first of ``SIZES`` a blank image passes through it at
-    (torchvision and timm models are built the same for every image size: built once, tried at each)."""
+def _smallest_size(name: str, device: str = "cpu") -> tuple[torch.nn.Module, int]:
+    """The model (random weights, seed 0; on ``meta``: shapes only) and the first of ``SIZES`` a blank image passes
+    through it at (torchvision and timm models are built the same for every image size: built once, tried at each)."""
     torch.manual_seed(0)
-    model = create_model(name, DataSpec("coverage", 3, SIZES[0], 10)).eval()
+    with torch.device(device):
+        model = create_model(name, DataSpec("coverage", 3, SIZES[0], 10)).eval()
     for size in SIZES:
         try:
             with torch.no_grad():
-                model(torch.zeros(1, 3, size, size))
+                model(torch.zeros(1, 3, size, size, device=device))
             return model, size
         except Exception:  # too small for this architecture: try the next size
             continue
@@ -70,8 +82,17 @@ def _smallest_size(name: str) -> tuple[torch.nn.Module, int]:
 
 
 def outcome(name: str) -> dict:
-    """Prune ``name`` to ``TARGET`` and check removal == masking, or record the refusal."""
+    """Prune ``name`` to ``TARGET`` and check removal == masking, or record the refusal. A model refused for a module
+    it contains is refused from its shapes alone (built on the meta device: a ViT-H/14 costs no weights)."""
     start = time.perf_counter()
+    try:
+        blank, size = _smallest_size(name, "meta")
+        check_module_types(blank, name)
+    except Unsupported as e:
+        return {"model": name, "size": size, "status": "refused", "reason": str(e),
+                "seconds": time.perf_counter() - start}
+    except Exception:  # an operation without a meta kernel: the full check below decides
+        pass
     model, size = _smallest_size(name)
     example = example_input(DataSpec("coverage", 3, size, 10))
     result = {"model": name, "size": size}

@@ -40,9 +40,7 @@ def check_prunable(model: nn.Module, example: torch.Tensor, name: str) -> dict[s
     """Raise ``Unsupported`` (one line naming the model and the construct) unless ``model`` can be pruned with
     removal == masking and the MACs the cost model predicts. Returns the prunable groups (root -> channels), which
     the probe has traced anyway: what a run's removed channels are a fraction of."""
-    refused = _refused_module(model)
-    if refused:
-        raise Unsupported(f"model {name} cannot be pruned: {refused} is not supported (attention-free CNNs only)")
+    check_module_types(model, name)
     try:
         groups, failure = _probe(model, example)
     except _Untraceable as e:
@@ -63,6 +61,14 @@ def check_prunable(model: nn.Module, example: torch.Tensor, name: str) -> dict[s
 class _Untraceable(Exception):
     def __init__(self, error: Exception) -> None:
         self.error = error
+
+
+def check_module_types(model: nn.Module, name: str) -> None:
+    """The part of :func:`check_prunable` that reads module types alone: it holds on a model built on the meta device
+    (no weights, no memory), so a model refused for a construct it contains need not be built at all."""
+    refused = _refused_module(model)
+    if refused:
+        raise Unsupported(f"model {name} cannot be pruned: {refused} is not supported (attention-free CNNs only)")
 
 
 def _refused_module(model: nn.Module) -> str | None:
