@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from psp.data.datasets import LARGE_IMAGE, FolderImages, TensorImages
+from psp.data.images import LARGE_IMAGE, FolderImages, TensorImages
 from psp.errors import UsageError
 from psp.runtime import atomic_write_bytes
 
