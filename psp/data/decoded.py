@@ -16,6 +16,7 @@ import io
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -107,6 +108,29 @@ def _load(path: Path, key: str) -> DecodedFolder | None:
     if stored.get("key") != key:
         return None
     return DecodedFolder(stored["images"], stored["labels"], stored["classes"])
+
+
+def cached_tensors(name: str, key: str, build: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Tensors that are slow to make and never change for ``key`` (e.g. a dataset parsed from text), made by
+    ``build`` once and read from the cache folder afterwards (every run of a workflow loads its data again)."""
+    if not _cache_enabled():
+        return build()
+    digest = hashlib.sha256(f"{FORMAT}\n{name}\n{key}".encode()).hexdigest()[:24]
+    path = cache_dir() / "decoded" / f"{name}-{digest}.pt"
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:  # not there yet: made below
+        pass
+    except Exception as e:  # a damaged file is made again and replaced
+        log.warning("ignoring cached %s: %s", path, e)
+    tensors = build()
+    buffer = io.BytesIO()
+    torch.save(tensors, buffer)
+    try:
+        atomic_write_bytes(path, buffer.getvalue())
+    except OSError as e:
+        log.warning("%s kept in memory only: cannot write %s (%s)", name, path, e)
+    return tensors
 
 
 def small_images_decoded(folder: FolderImages) -> TensorImages | FolderImages:

@@ -9,12 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-import torch_pruning as tp
 from torch import nn
-from torch_pruning.dependency import index_mapping
 
 from psp.modes import eval_mode
 from psp.structure.rules import CUSTOM_PRUNERS, map_gathers
+from psp.structure.tp import tp
 
 Units = list[list[int]]  # channels that go together, as lists of a group's channel indices
 
@@ -72,13 +71,13 @@ def widths_fixed(graph: tp.DependencyGraph) -> Iterator[None]:
     builds, which is needed only once widths change: on a DenseNet, where every layer feeds a concat, that made
     collecting groups quadratic (tens of seconds). With widths fixed, the mappings are computed once.
     """
-    update = index_mapping.update_index_mapping
+    update = tp.dependency.index_mapping.update_index_mapping
     update(graph)
-    index_mapping.update_index_mapping = lambda _graph: None
+    tp.dependency.index_mapping.update_index_mapping = lambda _graph: None
     try:
         yield
     finally:
-        index_mapping.update_index_mapping = update
+        tp.dependency.index_mapping.update_index_mapping = update
 
 
 def channel_groups(model: nn.Module, example: torch.Tensor,

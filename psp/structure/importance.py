@@ -8,11 +8,11 @@ score of the group's channels. ``l1`` is the same with p=1, ``l2_sum`` sums over
 """
 
 import torch
-import torch_pruning as tp
 
 from psp.errors import choice_error
 from psp.options import IMPORTANCES
 from psp.structure.groups import ChannelGroup
+from psp.structure.tp import tp
 
 
 def make_importance(name: str) -> tp.importance.Importance | None:

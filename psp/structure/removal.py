@@ -3,12 +3,12 @@
 from collections.abc import Iterator
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from psp.models.shortcut import ChannelPadShortcut
 from psp.structure.groups import build_graph, group_for, widths_fixed
 from psp.structure.selection import Selection
+from psp.structure.tp import tp
 
 
 def _selected_groups(model: nn.Module, selection: Selection, example: torch.Tensor,

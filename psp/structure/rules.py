@@ -3,10 +3,10 @@
 from collections.abc import Sequence
 
 import torch
-import torch_pruning as tp
 
 from psp.models.gather import ChannelGather
 from psp.models.shortcut import ChannelPadShortcut
+from psp.structure.tp import tp
 
 
 def _drop(positions: torch.Tensor, keep: torch.Tensor, removed: Sequence[int]) -> torch.Tensor:

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from psp.errors import UsageError, choice_error
@@ -20,6 +19,7 @@ from psp.options import SELECTIONS
 from psp.settings import PruneSettings
 from psp.structure.groups import ChannelGroup, Units, channel_groups
 from psp.structure.importance import score_groups
+from psp.structure.tp import tp
 
 Selection = dict[str, list[int]]
 TARGET_TOLERANCE = 0.02

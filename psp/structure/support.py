@@ -12,7 +12,6 @@ import copy
 import re
 
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from psp.errors import UsageError
@@ -22,6 +21,7 @@ from psp.runtime import full_precision
 from psp.structure.groups import ChannelGroup, build_graph, channel_groups
 from psp.structure.removal import mask_channels, remove_channels
 from psp.structure.selection import CostModel, Selection, select_by_ratio
+from psp.structure.tp import tp
 
 # Relative to the largest output magnitude. A wrong removal, even of one channel, moves the outputs by 4e-2 or more;
 # float32 reorderings by 1e-6, a GPU's reduced-precision kernels (TF32, bfloat16) by about 1e-3 (both tested:
