@@ -22,8 +22,8 @@ from psp.registry import Method, get_method, list_methods, load_method_modules, 
 from psp.settings import PruneSettings
 from psp.structure.selection import Selection, select_channels
 
-__all__ = ["Method", "MethodResult", "PruneContext", "Run", "get_method", "list_methods", "load_method_modules",
-           "register_method", "with_bn_recalibration", "with_settings"]
+__all__ = ["Method", "MethodResult", "PruneContext", "Run", "fixed_settings", "get_method", "list_methods",
+           "load_method_modules", "register_method", "with_bn_recalibration", "with_settings"]
 
 
 Indices = Sequence[int] | Callable[[], Sequence[int]]  # training-split indices, or a function drawing them
@@ -114,6 +114,7 @@ def with_settings(run: Run, **overrides: object) -> Run:
         result.extra["overrides"] = overrides
         return result
 
+    variant.overrides = {**getattr(run, "overrides", {}), **overrides}  # read by fixed_settings
     return variant
 
 
@@ -132,4 +133,11 @@ def with_bn_recalibration(run: Run) -> Run:
         result.extra["bn_recalibrated"] = True
         return result
 
+    recalibrated.overrides = getattr(run, "overrides", {})  # read by fixed_settings
     return recalibrated
+
+
+def fixed_settings(run: Run) -> dict[str, object]:
+    """The settings a registered variant fixes (``with_settings``, through any wrapper): the pipeline applies them
+    before a run, so that metrics.json records, and hashes, the settings that ran."""
+    return dict(getattr(run, "overrides", {}))

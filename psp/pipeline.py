@@ -10,7 +10,7 @@ import io
 import json
 import logging
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -26,7 +26,7 @@ from psp.data.spec import example_input
 from psp.errors import UsageError
 from psp.export import TOLERANCE, check_export, export_onnx, with_metadata
 from psp.latency import latency_profile, untimed
-from psp.methods import Method, PruneContext, get_method, load_method_modules
+from psp.methods import Method, PruneContext, fixed_settings, get_method, load_method_modules
 from psp.metrics import accuracy, count_macs, count_params
 from psp.models import create_model
 from psp.models.input_size import check_input_size
@@ -225,6 +225,8 @@ def prune_runs(method_name: str, checkpoint: str, model_name: str | None, data: 
     start = time.perf_counter()
     load_method_modules(method_modules)
     method = get_method(method_name)
+    fixed = fixed_settings(method.run)  # a variant's own settings: applied here, so that metrics.json records what ran
+    runs = [(replace(settings, **fixed), out) for settings, out in runs]
     first = runs[0][0]
     shared = {f.name for f in fields(PruneSettings)} - RUN_SETTINGS
     for settings, out in runs[1:]:

@@ -56,3 +56,16 @@ def test_the_command_line_takes_runs_and_refuses_a_malformed_one(trained, tmp_pa
     assert "is not a MACs reduction above 1" in capsys.readouterr().err
     assert main(args + ["--run", runs[0], "--out", str(tmp_path / "c")]) == 2
     assert "--out cannot be given with --run" in capsys.readouterr().err
+
+
+def test_a_variant_records_the_settings_it_ran_with(trained, tmp_path):
+    """psp_fast fixes its epochs and learning rate, psp_random its importance: metrics.json records (and hashes)
+    those, not the values asked for; `overrides` keeps the difference."""
+    asked = PruneSettings(**CHEAP, target_macs=2.0, samples=32, lr=0.001, importance="l2")
+    fast = pipeline.prune_run("psp_fast", str(trained.checkpoint), None, None, None, asked, tmp_path / "f", OPTS)
+    assert (fast["settings"]["rec_epochs"], fast["settings"]["penalty_epochs"], fast["settings"]["lr"]) == (8, 0, 3e-3)
+    assert fast["overrides"]["rec_epochs"] == 8
+    rand = pipeline.prune_run("psp_random", str(trained.checkpoint), None, None, None, asked, tmp_path / "r", OPTS)
+    assert rand["importance"] == rand["settings"]["importance"] == "random"
+    plain = pipeline.prune_run("psp", str(trained.checkpoint), None, None, None, asked, tmp_path / "p", OPTS)
+    assert plain["settings"]["importance"] == "l2" and rand["settings_hash"] != plain["settings_hash"]
