@@ -103,7 +103,7 @@ def outcome(name: str) -> dict:
     selection = select_channels(model, example, PruneSettings(target_macs=TARGET))
     masked = mask_channels(copy.deepcopy(model), selection, example).eval()
     pruned = remove_channels(copy.deepcopy(model), selection, example).eval()
-    images = torch.randn((4, 3, size, size), generator=torch.Generator().manual_seed(0))
+    images = torch.randn((4, 3, size, size), generator=torch.Generator().manual_seed(0)).to(example.device)
     with torch.no_grad():
         expected, got = masked(images), pruned(images)
     difference = ((got - expected).abs().max() / expected.abs().max()).item()
