@@ -34,7 +34,7 @@ from psp.structure.removal import kept_outputs, remove_channels
 NAME = "adaprune"
 
 
-@register_method(NAME, uses="calibration", family="post-training", traits=("layer-wise",),
+@register_method(NAME, uses="calibration", family="post-training", traits=("layer-wise",), budget=("layer_epochs",),
                  summary="Hubara et al. 2021: each layer reconstructs the original layer from the original input")
 def run_adaprune(ctx: PruneContext) -> MethodResult:
     s = ctx.settings
@@ -63,5 +63,6 @@ def run_adaprune(ctx: PruneContext) -> MethodResult:
 
 
 register_method(f"{NAME}_bn", uses="calibration", family="post-training", traits=("layer-wise", "bn-recalibrated"),
+                budget=("layer_epochs",),
                 summary="AdaPrune, then BatchNorm statistics re-estimated on the calibration images")(
     with_bn_recalibration(run_adaprune))

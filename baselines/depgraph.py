@@ -50,7 +50,7 @@ def group_norm_regulariser(model: nn.Module, example: torch.Tensor, strength: fl
     return pruner
 
 
-@register_method(NAME, uses="labels", family="retraining",
+@register_method(NAME, uses="labels", family="retraining", budget=("reg_epochs", "epochs"),
                  summary="Fang et al. 2023: group-norm sparse learning, global group-L2 removal, fine-tuning")
 def run_depgraph(ctx: PruneContext) -> MethodResult:
     s = ctx.settings

@@ -35,7 +35,7 @@ from psp.structure.removal import kept_outputs, remove_channels
 NAME = "gap"
 
 
-@register_method(NAME, uses="calibration", family="post-training", traits=("layer-wise",),
+@register_method(NAME, uses="calibration", family="post-training", traits=("layer-wise",), budget=("layer_epochs",),
                  summary="Frantar & Alistarh 2022: layers reconstructed in order on the pruned model's inputs")
 def run_gap(ctx: PruneContext) -> MethodResult:
     s = ctx.settings
@@ -58,5 +58,6 @@ def run_gap(ctx: PruneContext) -> MethodResult:
 
 
 register_method(f"{NAME}_bn", uses="calibration", family="post-training", traits=("layer-wise", "bn-recalibrated"),
+                budget=("layer_epochs",),
                 summary="gAP, then BatchNorm statistics re-estimated on the calibration images")(
     with_bn_recalibration(run_gap))

@@ -64,7 +64,7 @@ def _norm(slices: list[Slice]) -> float:
     return sum(w.detach().index_select(d, i).pow(2).sum().item() for w, d, i in slices) ** 0.5
 
 
-@register_method(NAME, uses="labels", family="retraining",
+@register_method(NAME, uses="labels", family="retraining", budget=("reg_epochs", "epochs"),
                  summary="Wang et al. 2021: growing L2 penalty on the selected channels, removal, fine-tuning")
 def run_greg(ctx: PruneContext) -> MethodResult:
     s = ctx.settings

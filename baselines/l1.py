@@ -30,7 +30,7 @@ from psp.structure.removal import remove_channels
 NAME = "l1"
 
 
-@register_method(NAME, uses="labels", family="retraining",
+@register_method(NAME, uses="labels", family="retraining", budget=("epochs",),
                  summary="Li et al. 2017: L1-norm filter ranking, removal, labeled fine-tuning")
 def run_l1(ctx: PruneContext) -> MethodResult:
     selection = select_with(ctx, importance="l1")

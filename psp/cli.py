@@ -111,10 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--data")
     prune.add_argument("--normalize")
     prune.add_argument("--out", type=Path, help="the run's folder (or give --run, once per run)")
-    prune.add_argument("--run", action="append", type=_run_spec, metavar="target=T,samples=N,seed=S,out=DIR",
+    prune.add_argument("--run", action="append", type=_run_spec, metavar="target=T,samples=N,seed=S,out=DIR[,budget=X]",
                        help="one of several runs in this process, differing only in target (a MACs reduction such "
                             "as 2.0, or r0.5 for a global ratio), calibration size and seed; repeat it. The "
                             "checkpoint, data and checks are loaded once; each run's outputs are those of a run alone")
+    prune.add_argument("--no-flop-count", dest="count_flops", action="store_false",
+                       help="do not count the FLOPs the method executes (method_flops is null); for measuring the "
+                            "counter's own cost")
     prune.add_argument("--eval-split", choices=("test", "validation"), default="test",
                        help="report accuracy on the test split, or on the --validation-size carve (for tuning)")
     prune.add_argument("--dense-metrics", type=Path,
@@ -150,27 +153,28 @@ def _check_out_dir(path: Path) -> None:
         raise UsageError(f"output folder {target} is not writable")
 
 
-RUN_KEYS = ("target", "samples", "seed", "out")
+RUN_KEYS = ("target", "samples", "seed", "out")  # and budget=X, optional (default 1: the method's own epochs)
 
 
 def _run_spec(text: str) -> dict:
-    """``target=2.0,samples=256,seed=0,out=DIR`` (every key once): the settings of one run and its folder."""
+    """``target=2.0,samples=256,seed=0,out=DIR[,budget=X]`` (every key once): the settings of one run and its
+    folder."""
     from psp.pruning_target import PruningTarget
 
     try:
         pairs = dict(item.split("=", 1) for item in text.split(","))
     except ValueError:
         pairs = {}
-    if sorted(pairs) != sorted(RUN_KEYS):
-        raise argparse.ArgumentTypeError(f"{text!r} is not target=T,samples=N,seed=S,out=DIR")
+    if sorted(set(pairs) - {"budget"}) != sorted(RUN_KEYS):
+        raise argparse.ArgumentTypeError(f"{text!r} is not target=T,samples=N,seed=S,out=DIR[,budget=X]")
     try:
         target = PruningTarget.parse(pairs["target"])
-        samples, seed = int(pairs["samples"]), int(pairs["seed"])
+        samples, seed, budget = int(pairs["samples"]), int(pairs["seed"]), float(pairs.get("budget", 1))
     except (UsageError, ValueError) as e:
         raise argparse.ArgumentTypeError(f"{text!r}: {e}") from None
     kind = {"target_macs": target.value, "ratio": None} if target.kind == "macs" else {
         "target_macs": None, "ratio": target.value}
-    return {"settings": kind | {"samples": samples, "seed": seed}, "out": Path(pairs["out"])}
+    return {"settings": kind | {"samples": samples, "seed": seed, "budget": budget}, "out": Path(pairs["out"])}
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -231,7 +235,8 @@ def _run(args: argparse.Namespace) -> None:
 
         print("models:", " ".join(list_models()), "tv:<torchvision name> timm:<timm name>")
         for name, m in catalogue().items():  # in table order
-            print(f"method {name:18s} {m['family']:14s} uses={m['uses']:12s} {m['summary']}")
+            budget = f"budget={'+'.join(m['budget']) or '-':26s}"
+            print(f"method {name:18s} {m['family']:14s} uses={m['uses']:12s} {budget} {m['summary']}")
         return
     if args.command == "export":
         if args.model:
@@ -244,7 +249,8 @@ def _run(args: argparse.Namespace) -> None:
               f"{result['onnx_difference']:.2e} relative (tolerance {result['tolerance']:g})")
         return
     opts = pipeline.RunOptions(threads=args.threads, device=args.device, download=args.download,
-                               latency_repeats=args.latency_repeats, eval_split=getattr(args, "eval_split", "test"))
+                               latency_repeats=args.latency_repeats, eval_split=getattr(args, "eval_split", "test"),
+                               count_flops=getattr(args, "count_flops", True))
     if args.command == "train":
         from psp.models._registry import check_model_name
         from psp.train import TrainSettings

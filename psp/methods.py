@@ -43,11 +43,13 @@ class PruneContext:
     calibration: Callable[[], torch.Tensor]
     data: DataBundle | None = None
     calibration_labels: Callable[[], torch.Tensor] | None = None
+    resolved: bool = False  # settings are final: a variant's fixed settings were applied (and its budget scaled)
 
     @classmethod
     def build(cls, model: nn.Module, data: DataBundle | DataSpec, settings: PruneSettings, *,
               normalize: str | tuple[torch.Tensor, torch.Tensor], indices: Indices = (),
-              device: torch.device | str = "cpu", uses: str = "calibration") -> "PruneContext":
+              device: torch.device | str = "cpu", uses: str = "calibration", resolved: bool = False
+              ) -> "PruneContext":
         """The context ``psp.pipeline.prune_run`` gives a method, for every caller (tests and benchmarks too), so that
         a method is given the same thing wherever it runs.
 
@@ -63,6 +65,8 @@ class PruneContext:
             uses: what the method reads (``psp.registry``). ``calibration``: the images are decoded here, so that the
                 method's timed run excludes decoding. ``labels``: also ``data`` and ``calibration_labels``, and the
                 images are decoded on first use. ``none``: asking for images raises.
+            resolved: the settings are final (``psp.pipeline.resolved_settings``): a variant does not apply its fixed
+                settings again, so a budget ladder's scaled epochs stand.
         """
         device = torch.device(device)
         spec = data if isinstance(data, DataSpec) else data.spec
@@ -86,7 +90,7 @@ class PruneContext:
         labeled = uses == "labels"
         return cls(model=model.to(device).eval(), example=example_input(spec, device), settings=settings,
                    device=device, normalize=norm, calibration=calibration, data=data if labeled else None,
-                   calibration_labels=labels if labeled else None)
+                   calibration_labels=labels if labeled else None, resolved=resolved)
 
     def select(self, model: nn.Module | None = None) -> Selection:
         """The shared selection rule (importance, global/uniform, ratio or target MACs) on ``model``'s weights."""
@@ -110,7 +114,7 @@ def with_settings(run: Run, **overrides: object) -> Run:
     """``run`` with some settings fixed (a registered variant such as ``psp_random``); the overrides are recorded."""
 
     def variant(ctx: PruneContext) -> MethodResult:
-        result = run(replace(ctx, settings=replace(ctx.settings, **overrides)))
+        result = run(ctx if ctx.resolved else replace(ctx, settings=replace(ctx.settings, **overrides)))
         result.extra["overrides"] = overrides
         return result
 

@@ -4,6 +4,7 @@ export to ONNX.
 Each writes its outputs atomically (temporary name, then rename), so an interrupted run leaves nothing half-written.
 """
 
+import contextlib
 import copy
 import csv
 import io
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from psp.checkpoint import LoadedModel, load_model, save_model
+from psp.compute import FlopCount
 from psp.data.calibration import draw_calibration, format_indices, read_indices, validation_indices
 from psp.data.datasets import DataBundle, load_data
 from psp.data.loaders import batches
@@ -30,6 +32,7 @@ from psp.methods import Method, PruneContext, fixed_settings, get_method, load_m
 from psp.metrics import accuracy, count_macs, count_params
 from psp.models import create_model
 from psp.models.input_size import check_input_size
+from psp.registry import budget_settings
 from psp.runtime import (
     atomic_write_bytes,
     atomic_write_text,
@@ -58,6 +61,7 @@ class RunOptions:
     eval_batch: int = 256
     latency_repeats: int = 20  # 0: no timing here (the keys stay, as null), for runs timed later by another job
     eval_split: str = "test"  # or "validation": the carve of --validation-size training images, for tuning
+    count_flops: bool = True  # False: method_flops is null (to measure the counter's own cost)
 
 
 def evaluate(model: nn.Module, bundle: DataBundle, normalize: str, device: torch.device, opts: RunOptions,
@@ -225,8 +229,6 @@ def prune_runs(method_name: str, checkpoint: str, model_name: str | None, data: 
     start = time.perf_counter()
     load_method_modules(method_modules)
     method = get_method(method_name)
-    fixed = fixed_settings(method.run)  # a variant's own settings: applied here, so that metrics.json records what ran
-    runs = [(replace(settings, **fixed), out) for settings, out in runs]
     first = runs[0][0]
     shared = {f.name for f in fields(PruneSettings)} - RUN_SETTINGS
     for settings, out in runs[1:]:
@@ -234,6 +236,8 @@ def prune_runs(method_name: str, checkpoint: str, model_name: str | None, data: 
         if differing:
             raise UsageError(f"run {out}: runs of one job differ only in {', '.join(sorted(RUN_SETTINGS))}, "
                              f"not in {', '.join(differing)}")
+    runs = [(resolved_settings(method, settings), out) for settings, out in runs]
+    first = runs[0][0]
     device = configure(opts.threads, first.seed, opts.device)
     loaded, bundle, data = load_for_run(checkpoint, model_name, data, normalize, opts, image_size)
     model = loaded.model.to(device).eval()
@@ -263,7 +267,15 @@ def prune_runs(method_name: str, checkpoint: str, model_name: str | None, data: 
     return results
 
 
-RUN_SETTINGS = {"target_macs", "ratio", "samples", "seed"}  # what the runs of one prune_runs job may differ in
+# What the runs of one prune_runs job may differ in (the budget with the settings it scales).
+RUN_SETTINGS = {"target_macs", "ratio", "samples", "seed", "budget"}
+
+
+def resolved_settings(method: Method, settings: PruneSettings) -> PruneSettings:
+    """The settings a run of ``method`` runs with: a variant's fixed settings (``with_settings``), then its budget
+    settings scaled by ``settings.budget``; metrics.json records, and hashes, these."""
+    settings = replace(settings, **fixed_settings(method.run))
+    return replace(settings, **budget_settings(method, settings, settings.budget))
 
 
 @dataclass
@@ -297,10 +309,11 @@ class _Job:
             return indices
 
         ctx = PruneContext.build(model, bundle, settings, normalize=self.loaded.normalize, indices=drawn,
-                                 device=self.device, uses=method.uses)
+                                 device=self.device, uses=method.uses, resolved=True)
         torch.manual_seed(settings.seed)
         t0 = time.perf_counter()
-        result = method.run(ctx)
+        with FlopCount() if self.opts.count_flops else contextlib.nullcontext() as flops:
+            result = method.run(ctx)
         seconds = time.perf_counter() - t0
         pruned = evaluate(result.model, bundle, self.loaded.normalize, self.device, self.opts, self.validation)
         settings_dict = settings.to_dict() | {"method": self.method_name, "model": self.loaded.name,
@@ -327,6 +340,8 @@ class _Job:
             "speedup_b64_ort": _ratio(dense["latency_b64_ort"], pruned["latency_b64_ort"]),
             "onnx_difference": pruned["onnx_difference"],
             "seconds": seconds, "images_seen": result.images_seen, "epochs": result.epochs,
+            "method_flops": flops.total if flops else None,
+            "method_flops_by_op": dict(flops.by_op) if flops else None,
             "samples": len(indices), "seed": settings.seed, "importance": settings.importance,
             "selection": settings.selection, "target_macs": settings.target_macs, "ratio": settings.ratio,
             "calib_indices_file": str(out / "calib_indices.txt") if indices else None,

@@ -4,7 +4,9 @@ A method is a function ``run(ctx: PruneContext) -> MethodResult`` (``psp.methods
 reads (``uses``): ``calibration`` methods get unlabeled calibration images only, ``labels`` methods the labeled
 training split, ``none`` methods nothing. It also declares its ``family`` (``psp.options.FAMILIES``) and ``traits``
 (``psp.options.TRAITS``): the workflow's tables, figures and claims group and pick methods by them
-(:func:`catalogue`), so a new method needs no edit there. Methods are found the same way whoever wrote them: through the
+(:func:`catalogue`), so a new method needs no edit there. Its ``budget`` names the settings that set how much compute
+it spends (its epochs): a budget ladder scales them (:func:`budget_settings`), so that methods are compared at equal
+compute as well as at their own defaults. Methods are found the same way whoever wrote them: through the
 ``psp_bench.methods`` entry point (PSP, its controls and the baselines are entry points of this package, see
 ``pyproject.toml``), a module named by ``--method-module`` or ``PSP_METHOD_MODULES``. The registry names no method
 module itself, so no import leads back to it.
@@ -13,11 +15,12 @@ module itself, so no import leads back to it.
 import importlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib.metadata import entry_points
 
 from psp.errors import UsageError, choice_error
 from psp.options import FAMILIES, TRAITS, USES
+from psp.settings import PruneSettings
 
 ENTRY_POINTS = "psp_bench.methods"
 
@@ -32,6 +35,7 @@ class Method:
     summary: str
     family: str
     traits: tuple[str, ...] = ()
+    budget: tuple[str, ...] = ()  # the settings a budget ladder scales
 
 
 _methods: dict[str, Method] = {}  # name -> method, filled by register_method
@@ -44,9 +48,10 @@ def default_family(uses: str) -> str:
 
 
 def register_method(name: str, uses: str, summary: str = "", family: str | None = None,
-                    traits: tuple[str, ...] = ()) -> Callable[[Run], Run]:
+                    traits: tuple[str, ...] = (), budget: tuple[str, ...] = ()) -> Callable[[Run], Run]:
     """Register ``fn(ctx) -> MethodResult`` as method ``name`` reading ``uses`` data, shown in ``family``
-    (default: :func:`default_family`) with ``traits``. Methods of a family are listed in registration order."""
+    (default: :func:`default_family`) with ``traits``, its compute set by the integer settings ``budget`` (none: it
+    has no budget to scale). Methods of a family are listed in registration order."""
     family = family or default_family(uses)
     for what, value, accepted in (("uses", uses, USES), ("family", family, FAMILIES)):
         if value not in accepted:
@@ -54,12 +59,16 @@ def register_method(name: str, uses: str, summary: str = "", family: str | None 
     stray = [trait for trait in traits if trait not in TRAITS]
     if stray:
         raise ValueError(f"method {name!r}: traits {stray} are not among {', '.join(TRAITS)}")
+    counts = [f.name for f in fields(PruneSettings) if f.type in (int, "int")]
+    stray = [setting for setting in budget if setting not in counts]
+    if stray:
+        raise ValueError(f"method {name!r}: budget settings {stray} are not integer settings ({', '.join(counts)})")
 
     def wrap(fn: Run) -> Run:
         if name in _methods and _methods[name].run is not fn:
             raise RuntimeError(f"method {name!r} registered twice")
         _methods[name] = Method(name, fn, uses, summary or (fn.__doc__ or "").strip().split("\n")[0], family,
-                                tuple(traits))
+                                tuple(traits), tuple(budget))
         return fn
 
     return wrap
@@ -97,5 +106,15 @@ def catalogue() -> dict[str, dict]:
     family, then by registration. The workflow hands it to its torch-free report scripts."""
     load_method_modules()
     ordered = sorted(_methods.values(), key=lambda m: FAMILIES.index(m.family))  # stable: registration order kept
-    return {m.name: {"uses": m.uses, "family": m.family, "traits": list(m.traits), "summary": m.summary}
-            for m in ordered}
+    return {m.name: {"uses": m.uses, "family": m.family, "traits": list(m.traits), "summary": m.summary,
+                     "budget": list(m.budget)} for m in ordered}
+
+
+def budget_settings(method: Method, settings: PruneSettings, scale: float) -> dict[str, int]:
+    """The method's budget settings at ``scale`` times their value in ``settings`` (rounded; a setting that is
+    not 0 stays at least 1, one that is 0, e.g. psp_no_rec's phase 2, stays 0)."""
+    if scale != 1 and not method.budget:
+        raise UsageError(f"budget {scale:g}: method {method.name} registers no budget settings to scale; "
+                         f"only methods with epochs (psp list) take a budget")
+    return {name: max(1, round(getattr(settings, name) * scale)) if getattr(settings, name) else 0
+            for name in method.budget}

@@ -52,6 +52,9 @@ class PruneSettings:
     replacement: bool = _opt(False, "draw calibration images with replacement, as the released code does")
     validation_size: int = _opt(0, "training images held out as a validation split (never drawn for calibration)",
                                 at_least=0)
+    # Compute budget
+    budget: float = _opt(1.0, "multiply the method's budget settings (its epochs, see `psp list`) by this: a rung of "
+                              "a budget ladder", above=0)
     # PSP (released defaults)
     batch_size: int = _opt(128, "calibration batch size", at_least=1)
     lr: float = _opt(1e-3, "Adam learning rate of both PSP phases and of AdaPrune/gAP", above=0)

@@ -9,6 +9,7 @@ import torch
 
 from psp import pipeline
 from psp.cli import main
+from psp.errors import UsageError
 from psp.settings import PruneSettings
 
 pytestmark = pytest.mark.timeout(300)
@@ -69,3 +70,31 @@ def test_a_variant_records_the_settings_it_ran_with(trained, tmp_path):
     assert rand["importance"] == rand["settings"]["importance"] == "random"
     plain = pipeline.prune_run("psp", str(trained.checkpoint), None, None, None, asked, tmp_path / "p", OPTS)
     assert plain["settings"]["importance"] == "l2" and rand["settings_hash"] != plain["settings_hash"]
+
+
+def test_a_budget_scales_the_epochs_that_ran(trained, tmp_path):
+    """A budget-ladder rung multiplies the method's registered budget settings, after a variant's own: psp_fast at
+    budget 2 runs 16 phase-2 epochs (its 8, doubled) and still no phase 1, and spends more compute than at budget 1."""
+    def run(method: str, budget: float, name: str) -> dict:
+        s = PruneSettings(target_macs=2.0, samples=32, penalty_epochs=2, rec_epochs=2, budget=budget)
+        return pipeline.prune_run(method, str(trained.checkpoint), None, None, None, s, tmp_path / name, OPTS)
+
+    doubled, own = run("psp_fast", 2, "fast2"), run("psp_fast", 1, "fast1")
+    assert (doubled["settings"]["rec_epochs"], doubled["settings"]["penalty_epochs"]) == (16, 0)
+    assert doubled["settings"]["budget"] == 2 and doubled["method_flops"] > own["method_flops"]
+    halved = run("psp", 0.5, "psp_half")
+    assert (halved["settings"]["penalty_epochs"], halved["settings"]["rec_epochs"]) == (1, 1)
+    with pytest.raises(UsageError, match="budget 2: method oneshot registers no budget settings"):
+        run("oneshot", 2, "oneshot2")
+    assert not (tmp_path / "oneshot2").exists()
+
+
+def test_the_command_line_takes_a_budget_per_run(trained, tmp_path):
+    args = ["prune", "--method", "psp", "--checkpoint", str(trained.checkpoint), "--threads", "1",
+            "--latency-repeats", "0", "--penalty-epochs", "1", "--rec-epochs", "2"]
+    for name, extra in (("own", ""), ("x3", ",budget=3")):
+        args += ["--run", f"target=2.0,samples=32,seed=0,out={tmp_path / name}{extra}"]
+    assert main(args) == 0
+    own, x3 = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("own", "x3"))
+    assert (own["settings"]["budget"], own["settings"]["rec_epochs"]) == (1, 2)
+    assert (x3["settings"]["budget"], x3["settings"]["penalty_epochs"], x3["settings"]["rec_epochs"]) == (3, 3, 6)

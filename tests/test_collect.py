@@ -9,9 +9,11 @@ import pytest
 from psp.report.collect_runs import with_latency_alone, with_previous
 
 
-def _runs(method: str, seeds: list[int], top1: float) -> pd.DataFrame:
-    return pd.DataFrame([{"dataset": "d", "model": "m", "method": method, "target": 2.1, "samples": 512, "seed": s,
-                          "top1": top1} for s in seeds])
+def _runs(method: str, seeds: list[int], top1: float, budget: float | None = 1.0) -> pd.DataFrame:
+    """Runs as this design collects them; ``budget=None``: as a runs.csv from before budget ladders."""
+    runs = pd.DataFrame([{"dataset": "d", "model": "m", "method": method, "target": 2.1, "samples": 512, "seed": s,
+                          "budget": budget, "top1": top1} for s in seeds])
+    return runs if budget is not None else runs.drop(columns="budget")
 
 
 def test_previous_rows_join_and_remade_runs_win(tmp_path):
@@ -24,6 +26,15 @@ def test_previous_rows_join_and_remade_runs_win(tmp_path):
     assert psp.loc[1, "top1"] == 0.9 and psp.loc[1, "reused_from"] == ""
     assert psp.loc[0, "top1"] == 0.6 and psp.loc[0, "reused_from"] == str(path)
     assert merged.loc[merged["method"] == "l1", "reused_from"].tolist() == [str(path)]
+
+
+def test_a_runs_table_from_before_budget_ladders_joins_at_the_own_budget(tmp_path):
+    path = tmp_path / "old.csv"
+    _runs("psp", [0, 1], 0.6, budget=None).to_csv(path, index=False)
+    runs = pd.concat([_runs("psp", [1], 0.9, budget=1), _runs("psp", [1], 0.95, budget=4)])
+    merged = with_previous(runs, [str(path)])
+    assert sorted(zip(merged["seed"], merged["budget"], merged["top1"], strict=True)) == [
+        (0, 1.0, 0.6), (1, 1.0, 0.9), (1, 4.0, 0.95)]
 
 
 def test_two_previous_files_do_not_duplicate(tmp_path):

@@ -23,7 +23,7 @@ from psp.settings import PruneSettings
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.name for p in (ROOT / "config").glob("*.yaml"))
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-DESIGN_SETTINGS = {"ratio", "target_macs", "samples", "seed"}  # set by the wildcards, not by the config
+DESIGN_SETTINGS = {"ratio", "target_macs", "samples", "seed", "budget"}  # set by the design, not by `settings`
 TABLES = ["comparison", "ablation", "calibration"]
 FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablation", "layer_updates",
            "speedup_vs_macs", "verdicts"]

@@ -44,6 +44,9 @@ def dense_bn(ctx: PruneContext) -> MethodResult:
     return MethodResult(model, {}, images_seen=seen)
 
 
+RECOVERY_BUDGET = ("penalty_epochs", "rec_epochs")  # what a budget ladder scales: PSP's, the epochs they sum to
+
+
 def recovery_epochs(settings: PruneSettings) -> int:
     """PSP's total epochs (phase 1 + phase 2): the budget every recovery control gets."""
     return settings.penalty_epochs + settings.rec_epochs
@@ -123,9 +126,9 @@ def oneshot_ft(ctx: PruneContext) -> MethodResult:
 
 # The controls, each beside what it explains, in the ablation table's order; the summaries are that table's
 # "what it is" column.
-register_method("oneshot_kd", uses="calibration", family="control",
+register_method("oneshot_kd", uses="calibration", family="control", budget=RECOVERY_BUDGET,
                 summary="selection, removal, distillation of the logits only (Q2)")(oneshot_kd)
-register_method("oneshot_ft", uses="labels", family="control",
+register_method("oneshot_ft", uses="labels", family="control", budget=RECOVERY_BUDGET,
                 summary="selection, removal, fine-tuning with the images' labels (Q3)")(oneshot_ft)
 register_method("oneshot", uses="none", family="control", summary="selection and removal only")(oneshot)
 register_method("oneshot_bn", uses="calibration", family="control", traits=("bn-recalibrated",),

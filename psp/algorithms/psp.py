@@ -14,6 +14,7 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -116,14 +117,17 @@ def run_psp(ctx: PruneContext) -> MethodResult:
                         extra={"cached_targets": store is not None and store.cached is not None})
 
 
+# What a budget ladder scales: both phases' epochs (a variant that drops a phase keeps it at 0).
+PSP_BUDGET = ("penalty_epochs", "rec_epochs")
+
+
+def _register(name: str, summary: str, run: Callable[[PruneContext], MethodResult] = run_psp) -> None:
+    register_method(name, uses="calibration", family="PSP", budget=PSP_BUDGET, summary=summary)(run)
+
+
 # PSP and its ablations, in the ablation table's order; the summaries are that table's "what it is" column.
-register_method("psp", uses="calibration", family="PSP",
-                summary="PSP (penalty, removal, balanced reconstruction)")(run_psp)
-register_method("psp_no_penalty", uses="calibration", family="PSP", summary="without phase 1 (sparsity penalty)")(
-    with_settings(run_psp, penalty_epochs=0))
-register_method("psp_no_balance", uses="calibration", family="PSP", summary="one learning rate for all layers")(
-    with_settings(run_psp, balanced=False))
-register_method("psp_no_rec", uses="calibration", family="PSP", summary="without phase-2 reconstruction")(
-    with_settings(run_psp, rec_epochs=0))
-register_method("psp_random", uses="calibration", family="PSP", summary="random channel importance (Q4)")(
-    with_settings(run_psp, importance="random"))
+_register("psp", "PSP (penalty, removal, balanced reconstruction)")
+_register("psp_no_penalty", "without phase 1 (sparsity penalty)", with_settings(run_psp, penalty_epochs=0))
+_register("psp_no_balance", "one learning rate for all layers", with_settings(run_psp, balanced=False))
+_register("psp_no_rec", "without phase-2 reconstruction", with_settings(run_psp, rec_epochs=0))
+_register("psp_random", "random channel importance (Q4)", with_settings(run_psp, importance="random"))

@@ -13,7 +13,7 @@ model and target (not tuned per model), applied over the user's own settings:
   so it has none: 8 epochs of one-rate reconstruction of the pruned model at 3e-3, annealed.
 """
 
-from psp.algorithms.psp import run_psp
+from psp.algorithms.psp import PSP_BUDGET, run_psp
 from psp.methods import register_method, with_settings
 
 # What the search found for both: one learning rate for all layers (balance power 0), 3e-3, phase 2 annealed.
@@ -22,9 +22,9 @@ ONE_RATE_ANNEALED: dict[str, object] = {"balanced": True, "balance_power": 0.0, 
 PSP_PLUS = ONE_RATE_ANNEALED | {"batch_size": 64, "penalty_epochs": 10, "rec_epochs": 50}  # nb_lr3e-3_p2cos_b64_10+50
 PSP_FAST = ONE_RATE_ANNEALED | {"penalty_epochs": 0, "rec_epochs": 8}  # tune_psp.py's fast_0+8
 
-register_method("psp_plus", uses="calibration", family="PSP",
+register_method("psp_plus", uses="calibration", family="PSP", budget=PSP_BUDGET,
                 summary="validation-searched recipe, most accurate (not the paper's)")(
     with_settings(run_psp, **PSP_PLUS))
-register_method("psp_fast", uses="calibration", family="PSP",
+register_method("psp_fast", uses="calibration", family="PSP", budget=PSP_BUDGET,
                 summary="validation-searched recipe, a quarter of PSP's time (not the paper's)")(
     with_settings(run_psp, **PSP_FAST))

@@ -6,8 +6,9 @@ machine. ``max_rss_mib`` is the run's peak resident memory as its process measur
 made before that was recorded, the peak of the pruning job that made it, from Snakemake's benchmark file (empty for
 runs made without one).
 
-The identity columns (dataset, model, method, target, samples, seed) come from the path (``target`` as a number:
-a MACs reduction above 1 or a channel ratio below 1, its kind in ``target_kind``); metrics that would clash
+The identity columns (dataset, model, method, target, samples, seed, budget) come from the path (``target`` as a
+number: a MACs reduction above 1 or a channel ratio below 1, its kind in ``target_kind``; ``budget``: the multiple
+of the method's epochs, 1 outside the budget ladders); metrics that would clash
 are renamed: ``model`` (the architecture) -> ``arch``, ``data`` -> ``data_spec``, ``samples`` (images actually drawn,
 0 for methods that read none) -> ``samples_drawn``. The run's settings become ``settings.<name>`` columns.
 
@@ -59,11 +60,13 @@ def peak_memory(metrics: dict, benchmarks: dict[str, float], metrics_path: str) 
 def with_previous(runs: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
     """``runs`` plus the rows of each earlier runs.csv in ``paths`` that ``runs`` does not remake."""
     def keys(frame: pd.DataFrame) -> pd.Series:
-        return frame[ID_COLUMNS].astype(str).apply("/".join, axis=1)
+        return frame[ID_COLUMNS].astype({"budget": float}).astype(str).apply("/".join, axis=1)
 
     frames, made = [runs.assign(reused_from="")], set(keys(runs)) if len(runs) else set()
     for path in paths:
         old = pd.read_csv(path)
+        if "budget" not in old.columns:  # made before budget ladders: every run at its method's own budget
+            old["budget"] = 1.0
         missing = [c for c in ID_COLUMNS if c not in old.columns]
         if missing:
             raise ValueError(f"previous_runs: {path} lacks the columns {', '.join(missing)} (is it a runs.csv?)")
@@ -86,7 +89,7 @@ def main(smk) -> None:
                              f"the path says {run['method']!r} / {run['seed']}")
         metrics.pop("method"), metrics.pop("seed")
         target = PruningTarget.parse(run["target"])  # the path's label: '2.0' or 'r0.5'
-        run = run | {"target": target.value}
+        run = run | {"target": target.value, "budget": float(run["budget"])}
         rows.append(run | {"target_kind": target.kind, "path": path} | flatten(metrics)
                     | {"max_rss_mib": peak_memory(metrics, benchmarks, path)})
         changes = Path(path).with_name("weight_change.csv")

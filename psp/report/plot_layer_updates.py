@@ -13,7 +13,8 @@ from psp.report.summaries import start_log
 def main(smk) -> None:
     log = start_log(smk.log[0])
     layers = pd.read_csv(smk.input.layers)
-    layers = layers[layers["method"].isin(["psp", "psp_no_balance"])
+    own_budget = layers["budget"] == 1 if "budget" in layers.columns else True
+    layers = layers[layers["method"].isin(["psp", "psp_no_balance"]) & own_budget
                     & (layers["samples"] == smk.params.design["default_samples"])]
     if layers.empty:
         placeholder(smk.output, "no per-layer weight change (psp / psp_no_balance) in this configuration")

@@ -10,7 +10,7 @@ import pandas as pd
 
 from psp.pruning_target import PruningTarget
 
-ID_COLUMNS = ["dataset", "model", "method", "target", "samples", "seed"]
+ID_COLUMNS = ["dataset", "model", "method", "target", "samples", "seed", "budget"]
 SETUP = ["dataset", "model"]
 def start_log(path: str) -> logging.Logger:
     """Send stderr and the logging output to the rule's log file."""
@@ -23,10 +23,15 @@ def start_log(path: str) -> logging.Logger:
 SPEEDUP_COLUMNS = ["speedup_b1", "speedup_b64", "speedup_b1_ort", "speedup_b64_ort"]
 
 
-def read_runs(path: str) -> pd.DataFrame:
+def read_runs(path: str, ladders: bool = False) -> pd.DataFrame:
     """A runs.csv with percent and setup columns; speed-up columns that runs timed before ONNX Runtime lack are
-    empty (NaN), so tables and figures show them as not measured."""
+    empty (NaN), so tables and figures show them as not measured. Only the runs at each method's own budget
+    (``budget`` 1) unless ``ladders``: the rungs of the budget ladders are for the compute figures and verdicts."""
     runs = pd.read_csv(path)
+    if "budget" not in runs.columns:  # a runs.csv from before budget ladders
+        runs["budget"] = 1.0
+    if not ladders:
+        runs = runs[runs["budget"] == 1].reset_index(drop=True)
     for column in SPEEDUP_COLUMNS:
         if column not in runs.columns:
             runs[column] = float("nan")

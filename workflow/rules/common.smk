@@ -123,6 +123,45 @@ def _check_method_targets():
 
 _check_method_targets()
 
+BUDGET_TARGETS = _targets("budget_targets", config["budget_targets"])
+CATALOGUE = catalogue()  # every registered method's family, uses, traits, summary and budget settings, in table order
+
+
+def _check_budgets():
+    """budget_targets are among `targets`; each key of `budgets` names a method, trait or family, and a method
+    named directly registers budget settings (one matched by its trait or family and registering none has no
+    ladder)."""
+    stray = [t for t in BUDGET_TARGETS if t not in TARGETS]
+    if stray:
+        raise ValueError(f"config key budget_targets: {stray} not in targets {TARGETS}")
+    groups = {g for entry in CATALOGUE.values() for g in [entry["family"], *entry["traits"]]}
+    for key in config["budgets"]:
+        if key in CATALOGUE and not CATALOGUE[key]["budget"]:
+            raise ValueError(f"config key budgets.{key}: method {key} registers no budget settings to scale")
+        if key not in CATALOGUE and key not in groups:
+            raise ValueError(f"config key budgets: {key!r} is not a method, trait or family "
+                             f"(families and traits: {', '.join(sorted(groups))})")
+
+
+_check_budgets()
+
+
+def budget_ladder(method):
+    """The budget multiples a method runs at besides 1: its `budgets` entry by name, else by trait, else by family;
+    none when it registers no budget settings or no budget target is set."""
+    entry = CATALOGUE[method]
+    if not entry["budget"] or not BUDGET_TARGETS:
+        return []
+    for key in [method, *entry["traits"], entry["family"]]:
+        if key in config["budgets"]:
+            return [b for b in config["budgets"][key] if b != 1]
+    return []
+
+
+def rung_label(budget):
+    """The path suffix of a budget-ladder rung: '' at the method's own budget, '-x4' at four times its epochs."""
+    return "" if budget == 1 else f"-x{budget:g}"
+
 
 def samples_labels(method, target):
     """The calibration sizes a method runs with at a target: n0 for methods reading no data, the default size for
@@ -167,7 +206,7 @@ wildcard_constraints:
 # writes them under its folder, the job's declared output: each run's metrics.json, model.pt, selection.json,
 # calib_indices.txt and the method's CSVs. A changed method reruns its own batches, a new seed only its own.
 BATCH_PATTERN = "results/{dataset}/{model}/{method}/s{seed}"
-RUN_PATTERN = "results/{dataset}/{model}/{method}/s{seed}/{target}/n{samples}/metrics.json"
+RUN_PATTERN = "results/{dataset}/{model}/{method}/s{seed}/{target}/n{samples}{rung}/metrics.json"
 LATENCY_PATTERN = "results/{dataset}/{model}/latency-s{seed}.csv"
 TABLES = ["comparison", "ablation", "calibration"]
 FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablation", "layer_updates",
@@ -175,9 +214,10 @@ FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablat
 
 
 def run_identities():
-    """One dict per pruning run of the design (the path is the identity)."""
-    return [
-        {"dataset": d, "model": m, "method": method, "target": t, "samples": n, "seed": s}
+    """One dict per pruning run of the design (the path is the identity): every method at its own budget (1), then
+    the rungs of its budget ladder at the budget targets, default calibration size and every seed."""
+    own = [
+        {"dataset": d, "model": m, "method": method, "target": t, "samples": n, "seed": s, "budget": 1}
         for d in DATASETS
         for m in MODELS
         for method in METHOD_USES
@@ -185,6 +225,22 @@ def run_identities():
         for n in samples_labels(method, t)
         for s in seeds_for(n)
     ]
+    rungs = [
+        {"dataset": d, "model": m, "method": method, "target": t, "samples": config["default_samples"], "seed": s,
+         "budget": b}
+        for d in DATASETS
+        for m in MODELS
+        for method in METHOD_USES
+        for t in method_targets(method) if t in BUDGET_TARGETS
+        for b in budget_ladder(method)
+        for s in seeds_for(config["default_samples"])
+    ]
+    return own + rungs
+
+
+def run_path(run):
+    """A run's metrics.json."""
+    return RUN_PATTERN.format(**run, rung=rung_label(run["budget"]))
 
 
 def _runs_where(**fixed):
@@ -204,7 +260,8 @@ def batch_runs(wildcards):
                        seed=wildcards.seed)
     return " ".join(
         f"--run target={run['target']},samples={int(run['samples']) or config['default_samples']},"
-        f"seed={run['seed']},out={Path(RUN_PATTERN.format(**run)).parent}"
+        f"seed={run['seed']},out={Path(run_path(run)).parent}"
+        + (f",budget={run['budget']:g}" if run["budget"] != 1 else "")
         for run in runs)
 
 
@@ -214,7 +271,7 @@ def all_batches(wildcards):
 
 def run_params(wildcards):
     """Every run of the design with its metrics.json path."""
-    return [run | {"path": RUN_PATTERN.format(**run)} for run in run_identities()]
+    return [run | {"path": run_path(run)} for run in run_identities()]
 
 
 def seed_batches(wildcards):
@@ -223,7 +280,7 @@ def seed_batches(wildcards):
 
 
 def seed_run_metrics(wildcards):
-    return [RUN_PATTERN.format(**run)
+    return [run_path(run)
             for run in _runs_where(dataset=wildcards.dataset, model=wildcards.model, seed=wildcards.seed)]
 
 
@@ -242,7 +299,7 @@ def model_batches(wildcards):
 
 
 def model_run_metrics(wildcards):
-    return [RUN_PATTERN.format(**run) for run in _runs_where(dataset=wildcards.dataset, model=wildcards.model)]
+    return [run_path(run) for run in _runs_where(dataset=wildcards.dataset, model=wildcards.model)]
 
 
 def get_final_output():
@@ -347,7 +404,8 @@ def design_params():
         "targets": TARGETS,
         "seeds": config["seeds"],
         "methods": METHOD_USES,
-        "catalogue": catalogue(),  # every registered method's family, uses, traits and summary, in table order
+        "catalogue": CATALOGUE,
+        "budget_targets": BUDGET_TARGETS,
         "sweep_methods": SWEEP_METHODS,
         "sweep_targets": SWEEP_TARGETS,
         "layerwise_saturation": config["layerwise_saturation"],
