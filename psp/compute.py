@@ -1,39 +1,60 @@
 """The floating-point operations a method executes, counted as they run.
 
-A dispatch mode sees every ATen operator the method calls, on any device and in every pass: forward, backward
-(autograd carries the mode into its threads), no-grad target passes, evaluations and the dependency graph's
-tracing. It adds up the operators that carry a CNN's arithmetic (convolutions with both backward products, matrix
-products, attention) with PyTorch's own shape formulas (``torch.utils.flop_counter.flop_registry``: 2 FLOPs per
-multiply-add). Elementwise operators (BatchNorm, activations, losses, optimiser steps) are not counted, as in every
-published FLOP figure: they are memory-bound and a few percent of the arithmetic.
+Every call of a convolution or linear layer anywhere in the process (the method's models, the original model's
+target passes, evaluations, the dependency graph's tracing) adds its forward FLOPs, computed from the output it
+produced: 2 per multiply-add, ``out.numel() × in_channels / groups × kernel`` (PyTorch's own formulas,
+``torch.utils.flop_counter``, give the same numbers: tests/test_compute.py). When the call records a graph, a hook
+on its output adds the backward FLOPs when, and each time, a backward pass goes through it: one forward's worth for
+the weight gradient and one for the input gradient, each only if it is needed. Elementwise operators (BatchNorm,
+activations, losses, optimiser steps) are not counted, as in every published FLOP figure: they are memory-bound and
+a few percent of the arithmetic.
 
-``torch.utils.flop_counter.FlopCounterMode`` would do the same and also attribute counts to modules, through
-global module hooks on every call; counting the total alone costs one Python call per operator
-(``benchmarks/flop_counter_cost.py`` measures it).
+Why module hooks and not a dispatch mode (``FlopCounterMode``) that sees every ATen operator: that costs a Python
+call per operator, a third of the time of a small model's run, against one per layer call here
+(``benchmarks/flop_counter_cost.py`` measures it). What a dispatch mode would count besides (matrix products written
+as functions, attention) the suite's models do not use.
 """
 
+import math
 from collections import Counter
-from typing import Any
 
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
+import torch
+from torch import nn
+from torch.nn.modules.module import register_module_forward_hook
+
+COUNTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-class FlopCount(TorchDispatchMode):
-    """``with FlopCount() as count: ...`` leaves ``count.total`` (FLOPs) and ``count.by_op`` (per operator)."""
+def forward_flops(module: nn.Module, output: torch.Tensor) -> int:
+    """FLOPs of one call of a counted layer that produced ``output`` (bias additions not counted)."""
+    if isinstance(module, nn.Linear):
+        return 2 * output.numel() * module.in_features
+    return 2 * output.numel() * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+
+
+class FlopCount:
+    """``with FlopCount() as count: ...`` leaves ``count.total`` (FLOPs) and ``count.by_pass`` (forward, backward)."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.by_op: Counter[str] = Counter()
+        self.by_pass: Counter[str] = Counter()
+        self._handle = None
 
     @property
     def total(self) -> int:
-        return sum(self.by_op.values())
+        return sum(self.by_pass.values())
 
-    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
-        if formula is not None:
-            self.by_op[str(func._overloadpacket)] += int(formula(*args, **kwargs, out_val=out))
-        return out
+    def __enter__(self) -> "FlopCount":
+        self._handle = register_module_forward_hook(self._count)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._handle.remove()
+
+    def _count(self, module: nn.Module, inputs: tuple, output: object) -> None:
+        if not isinstance(module, COUNTED) or not isinstance(output, torch.Tensor):
+            return
+        flops = forward_flops(module, output)
+        self.by_pass["forward"] += flops
+        if output.requires_grad:  # a graph was recorded: count its backward when one runs through it
+            needed = int(module.weight.requires_grad) + int(bool(inputs) and inputs[0].requires_grad)
+            output.register_hook(lambda grad: self.by_pass.update(backward=flops * needed))

@@ -341,7 +341,7 @@ class _Job:
             "onnx_difference": pruned["onnx_difference"],
             "seconds": seconds, "images_seen": result.images_seen, "epochs": result.epochs,
             "method_flops": flops.total if flops else None,
-            "method_flops_by_op": dict(flops.by_op) if flops else None,
+            "method_flops_by_pass": dict(flops.by_pass) if flops else None,
             "samples": len(indices), "seed": settings.seed, "importance": settings.importance,
             "selection": settings.selection, "target_macs": settings.target_macs, "ratio": settings.ratio,
             "calib_indices_file": str(out / "calib_indices.txt") if indices else None,

@@ -7,6 +7,7 @@ Everything runs on CPU with one thread (the test machines are small and shared);
 from collections.abc import Callable
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 
@@ -113,3 +114,21 @@ def top1_of(mnist) -> Callable:
         return accuracy(model, batches(mnist.test, 500, normalizer(normalize, 1)))["top1"]
 
     return top1
+
+
+@pytest.fixture(scope="session")
+def ladder_runs() -> Callable[[dict], pd.DataFrame]:
+    """Runs of budget ladders, ``{method: [(budget, gflops, top1), ...]}``, on three seeds (top-1 jittered by ±0.1
+    around the given mean), at one MACs target of one setup: what psp.report.ladders reads from runs.csv."""
+
+    def build(ladders: dict[str, list[tuple[float, float, float]]]) -> pd.DataFrame:
+        rows = []
+        for method, rungs in ladders.items():
+            for budget, gflops, top1 in rungs:
+                for seed, jitter in zip([0, 1, 2], [0.0, 0.1, -0.1], strict=True):
+                    rows.append({"dataset": "d", "model": "net", "method": method, "target": 2.0,
+                                 "target_kind": "macs", "seed": seed, "budget": budget, "method_flops": gflops * 1e9,
+                                 "top1_pct": top1 + jitter, "seconds": gflops})
+        return pd.DataFrame(rows)
+
+    return build

@@ -7,6 +7,7 @@ import pytest
 from psp.pruning_target import PruningTarget
 from psp.registry import catalogue
 from psp.report.assess_claims import assess
+from psp.report.ladders import ladder_points
 
 SEEDS = [0, 1, 2]
 JITTER = [0.0, 0.1, -0.1]  # per-seed noise shared by every method (paired differences cancel it)
@@ -141,3 +142,33 @@ def test_ratio_targets_are_compared_by_kind_and_left_out_of_the_matched_flops_cl
     assert "2×:" in v["C3"]["numbers"] and "ratio 0.5:" in v["C3"]["numbers"]
     ratio_only = _verdicts(_runs(BASE, target="r0.5"))
     assert ratio_only["C1"]["verdict"] == "not run"
+
+
+def _ladder_verdicts(points: pd.DataFrame) -> dict[str, pd.Series]:
+    """The verdicts of the base runs with the budget ladders' ``points`` (psp.report.ladders.ladder_points)."""
+    runs = _runs(BASE).assign(budget=1.0)
+    table = assess(runs, pd.DataFrame(columns=["dataset", "model", "method", "target", "seed", "samples",
+                                               "layer_index", "relative_change"]),
+                   DESIGN | {"methods": {m: USES.get(m, "calibration") for m in runs["method"]}}, points)
+    return {row["claim"]: row for _, row in table.iterrows()}
+
+
+def test_a_saturated_ladder_lifts_the_budget_limit_and_states_the_compute_to_match(ladder_runs):
+    v = _ladder_verdicts(ladder_points(ladder_runs({
+        "psp": [(1, 10, 70.0)], "gap": [(1, 4, 60.0), (2, 8, 68.0), (4, 16, 70.5), (8, 32, 70.7)]})))
+    q5 = v["Q5"]
+    assert not q5["budget_limited"]
+    assert "gap reaches 68.80 % with PSP's compute" in q5["numbers"]  # 8 → 16 GFLOPs, log-interpolated at 10
+    assert "needs 1.4× PSP's compute to match PSP's 70.00 %" in q5["numbers"]
+    assert "the best other method at PSP's compute is gap" in q5["numbers"]
+
+
+def test_a_ladder_still_rising_is_budget_limited_and_says_by_how_much(ladder_runs):
+    v = _ladder_verdicts(ladder_points(ladder_runs({
+        "psp": [(1, 10, 70.0)], "gap": [(1, 4, 60.0), (2, 8, 62.0), (4, 16, 64.0)]})))
+    for claim in ("Q5", "C1"):
+        assert v[claim]["budget_limited"]
+        assert "gap at 2× still rising: +2.00 points over its last doubling of compute (top rung ×4)" in \
+            v[claim]["budget"]
+    assert "does not reach PSP's 70.00 % within its ladder (best 64.00 %, up to 1.6× PSP's compute)" in \
+        v["Q5"]["numbers"]

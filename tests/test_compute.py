@@ -1,12 +1,15 @@
-"""The compute a method executes is counted as it runs: checked against a hand count, and on real runs (it grows by
-the same amount with every epoch, and a method that trains spends more than one that does not)."""
+"""The compute a method executes is counted as it runs: checked against a hand count and against PyTorch's own
+counter (a dispatch mode that sees every operator) on a whole run; on real runs it grows by the same amount with every
+epoch, and a method that trains spends more than one that does not."""
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from psp import pipeline
 from psp.compute import FlopCount
+from psp.methods import get_method
 from psp.settings import PruneSettings
 
 OPTS = pipeline.RunOptions(threads=1, device="cpu", latency_repeats=0)
@@ -23,8 +26,10 @@ def test_the_count_matches_a_hand_count_forward_and_backward():
     with FlopCount() as both:
         linear(conv(x).mean((2, 3))).sum().backward()
     # Backward: the conv's weight gradient only (its input needs none), the linear layer's weight and input gradients.
-    assert both.by_op["aten.convolution_backward"] == 2 * conv_macs
-    assert both.total == 2 * (conv_macs + linear_macs) + 2 * conv_macs + 2 * 2 * linear_macs
+    assert both.by_pass["backward"] == 2 * conv_macs + 2 * 2 * linear_macs
+    with FlopCount() as unused:
+        linear(conv(x).mean((2, 3)))  # a graph recorded but never run backward: forward only
+    assert unused.total == forward.total
 
 
 def test_nothing_is_counted_outside_the_context():
@@ -33,6 +38,22 @@ def test_nothing_is_counted_outside_the_context():
         nn.Linear(4, 4)(torch.ones(2, 4))
     nn.Linear(4, 4)(torch.ones(2, 4))
     assert count.total == 2 * 2 * 4 * 4
+
+
+@pytest.mark.parametrize("method", ["psp", "gap"])
+def test_a_whole_method_counts_what_pytorch_counts(trained, make_context, fresh_base, method):
+    """Every convolution and matrix product a method runs (forward, backward, target passes, tracing) counted by
+    layer hooks equals PyTorch's operator-level count of the same run."""
+    def run(counter) -> int:
+        ctx = make_context(fresh_base(), penalty_epochs=1, rec_epochs=1, layer_epochs=1, samples=32,
+                           target_macs=2.0)
+        with counter:
+            get_method(method).run(ctx)
+        return counter
+
+    ours = run(FlopCount()).total
+    theirs = run(FlopCounterMode(display=False)).get_total_flops()
+    assert ours == theirs > 0
 
 
 @pytest.mark.timeout(300)

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.name for p in (ROOT / "config").glob("*.yaml"))
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DESIGN_SETTINGS = {"ratio", "target_macs", "samples", "seed", "budget"}  # set by the design, not by `settings`
-TABLES = ["comparison", "ablation", "calibration"]
+TABLES = ["comparison", "ablation", "calibration", "compute"]
 FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablation", "layer_updates",
-           "speedup_vs_macs", "verdicts"]
+           "speedup_vs_macs", "verdicts", "compute"]
 
 TOY_MODULE = '''"""Methods registered from outside the package (the workflow test's `method_modules` entry): a
 post-training method and a control, each a copy of oneshot."""
@@ -66,6 +66,8 @@ TINY_CONFIG = {
     "sweep_methods": ["psp"],
     "method_settings": {"psp": {"penalty_epochs": 1, "rec_epochs": 1}},
     "method_modules": ["toy_methods"],
+    "budgets": {"PSP": [2]},  # by family: psp also runs 2 + 2 epochs, at budget_targets
+    "budget_targets": [2.0],
 }
 
 
@@ -207,9 +209,16 @@ def test_tiny_end_to_end_run(tmp_path):
     assert all(f"C{i}" in claims for i in range(1, 9))
 
     runs = pd.read_csv(tables / "runs.csv")
-    assert len(runs) == (5 + 2) * 2  # 5 methods at 2.0x and 2 at ratio 0.5, x 1 size x 2 seeds
+    assert len(runs) == (5 + 2) * 2 + 2  # 5 methods at 2.0x and 2 at ratio 0.5, x 1 size x 2 seeds; psp at x2
     assert sorted(runs.loc[runs["method"] == "oneshot", "samples"].unique()) == [0]
-    assert runs["path"].str.match(r"results/mnist5k/tiny/\w+/s\d/(2\.0|r0\.5)/n\d+/metrics\.json").all()
+    assert runs["path"].str.match(r"results/mnist5k/tiny/\w+/s\d/(2\.0|r0\.5)/n\d+(-x2)?/metrics\.json").all()
+    assert runs["method_flops"].gt(0).all()  # every run's compute, counted as it ran
+    psp = runs[runs["method"] == "psp"].set_index(["budget", "seed"])
+    assert (psp.loc[2.0, "settings.rec_epochs"] == 2).all() and (psp.loc[1.0, "settings.rec_epochs"] == 1).all()
+    assert (psp.loc[2.0, "method_flops"] > psp.loc[1.0, "method_flops"]).all()
+    assert len(pd.read_csv(tables / "comparison.csv").query("method == 'psp'")) == 1  # the main tables: budget 1
+    compute = pd.read_csv(tables / "compute.csv")
+    assert sorted(compute.loc[compute["method"] == "psp", "budget"]) == [1.0, 2.0] and compute["front"].any()
     assert runs["max_rss_mib"].gt(0).all()  # each run's own peak memory
     at_ratio = runs[runs["target_kind"] == "ratio"]  # a ratio run records the ratio and the reduction it gave
     assert set(at_ratio["method"]) == {"oneshot", "toy"} and (at_ratio["target"] == 0.5).all()

@@ -5,6 +5,12 @@ Differences are paired by seed (same calibration draw). A claimed difference "A 
 A − B exceeds two standard errors over at least three seeds. Claims compared over several targets (or methods) hold
 when every comparison holds. Budgets below the paper's mark a verdict budget-limited; absent methods mark it
 'not run'.
+
+Where the design ran budget ladders (``psp.report.ladders``), the verdicts that compare PSP with other methods (C1,
+C2, C8, Q1, Q5) also compare at matched compute: what the others reach with PSP's compute, and how much compute they
+need to match PSP. A method with a ladder is then budget-limited only when its ladder had not saturated (its last
+doubling of compute still gained ``SATURATION_POINTS`` or more), and the verdict says how fast it was still rising;
+without a ladder, the epochs below the paper's (or, for layer-wise methods, below ``layerwise_saturation``) decide.
 """
 
 import math
@@ -13,6 +19,14 @@ import pandas as pd
 
 from psp.pruning_target import target_text
 from psp.report.catalogue import Catalogue
+from psp.report.ladders import (
+    SATURATION_POINTS,
+    compute_to_match,
+    ladder_points,
+    ladder_runs,
+    saturation,
+    top1_within,
+)
 from psp.report.summaries import SETUP, main_runs, mean_se, paired_difference, pm, read_runs, start_log, sweep_runs
 
 # The paper's budgets (method.md): retraining baselines fine-tune 100 epochs; PSP runs 20 + 10 epochs; the draw
@@ -42,9 +56,11 @@ CLAIMS = {
 }
 RULES = {
     "C1": "PSP − B > 2 SE for every post-training baseline B present and every MACs target (ratio targets do not "
-          "match FLOPs across methods).",
+          "match FLOPs across methods); with budget ladders, also what each reaches with PSP's compute and the "
+          "compute it needs to match PSP; budget-limited only where a ladder had not saturated.",
     "C2": "PSP is not significantly worse than the retraining method: PSP − R ≥ −2 SE at every target (L1 when "
-          "present, otherwise every retraining method present).",
+          "present, otherwise every retraining method present); with a retraining budget ladder, the compute "
+          "retraining needs to match PSP, and budget-limited only where that ladder had not saturated.",
     "C3": "psp − psp_no_penalty > 2 SE at every target.",
     "C4": "psp − psp_no_rec > 2 SE at every target (the size of the drop is reported).",
     "C5": "psp − psp_no_balance > 2 SE in top-1 and, in the first half of the layers, the phase-2 relative weight "
@@ -53,18 +69,22 @@ RULES = {
           "seeds.",
     "C7": "PSP top-1 at the largest size − at the smallest > 2 SE (rises) and the gain of the last step (two largest "
           "sizes) ≤ 2 SE (saturates), at every target; needs ≥ 3 sizes.",
-    "C8": "retraining seconds − PSP seconds > 2 SE and the ratio of means ≥ 10, at every target.",
+    "C8": "retraining seconds − PSP seconds > 2 SE and the ratio of means ≥ 10, at every target; with a retraining "
+          "budget ladder, the compute retraining needs to match PSP is listed and decides budget-limited (as in C2).",
     "Q1": "psp − B > 2 SE at every target, B the \"+BN\" post-training baseline with the highest mean top-1 there "
-          "(the released baselines and each method's gain from +BN are listed); budget-limited when layer_epochs is "
-          "below the saturated budget measured for the model (config key layerwise_saturation).",
+          "(the released baselines and each method's gain from +BN are listed); budget-limited when a layer-wise "
+          "budget ladder had not saturated (its last doubling of compute gained ≥ 0.5 points) or, without ladders, "
+          "when layer_epochs is below the model's layerwise_saturation. With ladders, the matched-compute lines say "
+          "what each reaches with PSP's compute and what compute it needs to match PSP.",
     "Q2": "psp − oneshot_kd > 2 SE at every target (psp_no_penalty − oneshot_kd is listed: holistic vs output-only "
           "loss without the penalty phase).",
     "Q3": "psp − oneshot_ft > 2 SE at every target; opposite when fine-tuning with labels is better by 2 SE.",
     "Q4": "per seed, (oneshot_bn − oneshot_bn_random) − (psp − psp_random) > 2 SE at every target: the drop from l2 "
           "to random importance is smaller with PSP's reconstruction than without it.",
     "Q5": "psp − B > 2 SE at every target, B the best of adaprune, gap, adaprune_bn, gap_bn by mean top-1; "
-          "budget-limited when layer_epochs is below the saturated budget measured for the model (config key "
-          "layerwise_saturation, from benchmarks/layerwise_budget.py).",
+          "budget-limited when a layer-wise budget ladder had not saturated (its last doubling of compute gained ≥ 0.5 "
+          "points) or, without ladders, when layer_epochs is below the model's layerwise_saturation; with ladders, "
+          "also compared at PSP's compute.",
     "Q6": "C6's rule on every model. A range above 0.2 points is decisive with any number of draws (more draws can "
           "only widen it); a range within 0.2 points needs ten draws, otherwise it is budget-limited.",
 }
@@ -119,20 +139,74 @@ def summary(runs: pd.DataFrame, method: str, column: str = "top1_pct", unit: str
     return f"{method} {pm(values.mean(), values.std(ddof=1), digits)} {unit}".rstrip()
 
 
-def budget_notes(runs: pd.DataFrame, methods: list[str], psp: bool = True, retrain: list[str] | None = None) -> list:
-    """Why a verdict is budget-limited (empty when the run's budgets reach the paper's)."""
-    notes = []
+def budget_notes(runs: pd.DataFrame, methods: list[str], psp: bool = True, retrain: list[str] | None = None,
+                 points: pd.DataFrame | None = None) -> list:
+    """Why a verdict is budget-limited (empty when the run's budgets reach the paper's). A method that ran a budget
+    ladder in ``points`` is judged by its ladder instead: limited only when it had not saturated."""
+    with_ladder = laddered(points, methods + (retrain or [])) if points is not None else []
+    notes = rising(points, with_ladder) if with_ladder else []
+    methods = [m for m in methods if m not in with_ladder]
+    retrain = [m for m in retrain or [] if m not in with_ladder]
     rows = runs[runs["method"].isin(methods)]
     if psp and not rows.empty:
         for key in ("penalty_epochs", "rec_epochs"):
             used = rows[f"settings.{key}"].max()
             if used < PAPER[key]:
                 notes.append(f"{key} {used:g} < paper {PAPER[key]}")
-    for method in retrain or []:
+    for method in retrain:
         used = runs.loc[runs["method"] == method, "settings.epochs"].max()
         if used < PAPER["retrain_epochs"]:
             notes.append(f"{method} retrains {used:g} epochs < paper {PAPER['retrain_epochs']}")
     return notes
+
+
+def compute_lines(points: pd.DataFrame, others: list[str]) -> list[str]:
+    """At each ladder target: what each of ``others`` reaches with PSP's compute (its own budget's FLOPs) and the
+    compute it needs to match PSP's top-1; the best of them at PSP's compute. Empty when the design ran no ladder
+    for these methods."""
+    lines = []
+    for target, panel in points.groupby("target", sort=True):
+        psp = panel[(panel["method"] == "psp") & (panel["budget"] == 1)]
+        ladders = {m: panel[panel["method"] == m] for m in others if (panel["method"] == m).sum() > 1}
+        if psp.empty or not ladders:
+            continue
+        at, flops, top1 = target_text(target), float(psp["gflops"].iloc[0]), float(psp["top1_pct"].iloc[0])
+        reached = {}
+        for method, ladder in ladders.items():
+            within = top1_within(ladder, flops)
+            need = compute_to_match(ladder, top1)
+            top = ladder.sort_values("gflops").iloc[-1]
+            if within is not None:
+                reached[method] = within
+            reach = (f"reaches {within:.2f} % with PSP's compute" if within is not None else
+                     f"needs {ladder['gflops'].min() / flops:.2g}× PSP's compute for its cheapest rung")
+            match = (f"needs {need / flops:.2g}× PSP's compute to match PSP's {top1:.2f} %" if need is not None else
+                     f"does not reach PSP's {top1:.2f} % within its ladder (best {ladder['top1_pct'].max():.2f} %, "
+                     f"up to {top['gflops'] / flops:.2g}× PSP's compute)")
+            lines.append(f"{at}, matched compute (PSP {flops:.3g} GFLOPs): {method} {reach}; {match}")
+        if reached:
+            best = max(reached, key=reached.get)
+            lines.append(f"{at}, matched compute: the best other method at PSP's compute is {best}, "
+                         f"{reached[best]:.2f} % vs PSP's {top1:.2f} %")
+    return lines
+
+
+def rising(points: pd.DataFrame, methods: list[str]) -> list[str]:
+    """Notes on the ladders of ``methods`` that had not saturated: how much their last doubling still gained."""
+    notes = []
+    for (method, target), ladder in points[points["method"].isin(methods)].groupby(["method", "target"], sort=True):
+        gain = saturation(ladder)
+        if gain is not None and gain >= SATURATION_POINTS:
+            top = ladder.sort_values("gflops").iloc[-1]
+            notes.append(f"{method} at {target_text(target)} still rising: +{gain:.2f} points over its last doubling "
+                         f"of compute (top rung ×{top['budget']:g})")
+    return notes
+
+
+def laddered(points: pd.DataFrame, methods: list[str]) -> list[str]:
+    """The methods of ``methods`` that ran a budget ladder (two or more budgets) in ``points``."""
+    budgets = points.groupby("method")["budget"].nunique() if len(points) else pd.Series(dtype=int)
+    return [m for m in methods if budgets.get(m, 0) > 1]
 
 
 def post_training(design: dict) -> list[str]:
@@ -170,7 +244,7 @@ def difference_claim(main: pd.DataFrame, a: str, others: list[str], claimed: str
     return outcomes, lines
 
 
-def claim_c1(main, present, layers, runs, design):
+def claim_c1(main, present, layers, runs, design, points):
     released = post_training(design)
     baselines = [m for m in released if m in present]
     matched = main[main["target_kind"] == "macs"]  # the claim is stated at matched FLOPs
@@ -183,21 +257,23 @@ def claim_c1(main, present, layers, runs, design):
     if recalibrated:  # shown beside the released baselines; their verdict is Q1's
         lines += [f"{line.rsplit(' → ', 1)[0]} (+BN, not in this verdict: see Q1)"
                   for line in difference_claim(matched, "psp", recalibrated)[1]]
-    return combine(outcomes), lines, budget_notes(main, ["psp"]) + layerwise_notes(main, design)
+    lines += compute_lines(points[points["target_kind"] == "macs"], released)
+    return combine(outcomes), lines, budget_notes(main, ["psp"], points=points) + layerwise_notes(main, design, points)
 
 
-def claim_c2(main, present, layers, runs, design):
+def claim_c2(main, present, layers, runs, design, points):
     retrain = ["l1"] if "l1" in present else retraining_methods(design, present)
     if "psp" not in present or not retrain:
         return "not run", ["needs psp and l1 (or another retraining method)"], []
     outcomes, lines = difference_claim(main, "psp", retrain, claimed="not_worse")
     if retrain != ["l1"]:
         lines.insert(0, f"l1 absent: compared with the retraining methods present ({', '.join(retrain)})")
-    return combine(outcomes), lines, budget_notes(main, ["psp"], retrain=retrain)
+    lines += compute_lines(points, retrain)
+    return combine(outcomes), lines, budget_notes(main, ["psp"], retrain=retrain, points=points)
 
 
 def _ablation_claim(ablated):
-    def claim(main, present, layers, runs, design):
+    def claim(main, present, layers, runs, design, points):
         if "psp" not in present or ablated not in present:
             return "not run", [f"needs psp and {ablated}"], []
         outcomes, lines = difference_claim(main, "psp", [ablated])
@@ -205,8 +281,8 @@ def _ablation_claim(ablated):
     return claim
 
 
-def claim_c5(main, present, layers, runs, design):
-    verdict, lines, notes = _ablation_claim("psp_no_balance")(main, present, layers, runs, design)
+def claim_c5(main, present, layers, runs, design, points):
+    verdict, lines, notes = _ablation_claim("psp_no_balance")(main, present, layers, runs, design, points)
     if verdict == "not run":
         return verdict, lines, notes
     accuracy = [line.rsplit("→ ", 1)[1] for line in lines]
@@ -231,7 +307,7 @@ def claim_c5(main, present, layers, runs, design):
     return combine(accuracy + layer_outcomes), lines, notes
 
 
-def claim_c6(main, present, layers, runs, design):
+def claim_c6(main, present, layers, runs, design, points):
     if "psp" not in present:
         return "not run", ["needs psp"], []
     outcomes, lines = [], []
@@ -249,7 +325,7 @@ def claim_c6(main, present, layers, runs, design):
     return combine(outcomes), lines, notes
 
 
-def claim_c7(main, present, layers, runs, design):
+def claim_c7(main, present, layers, runs, design, points):
     sweep = sweep_runs(runs, design)
     sweep = sweep[sweep["method"] == "psp"]
     sizes = sorted(sweep["samples"].unique())
@@ -280,7 +356,7 @@ def claim_c7(main, present, layers, runs, design):
     return combine(outcomes), lines, notes
 
 
-def claim_c8(main, present, layers, runs, design):
+def claim_c8(main, present, layers, runs, design, points):
     retrain = retraining_methods(design, present)
     if "psp" not in present or not retrain:
         return "not run", [f"needs psp and a retraining method "
@@ -305,7 +381,8 @@ def claim_c8(main, present, layers, runs, design):
                          f"(≈ {scaled:.0f}× at the paper's "
                          f"{PAPER['retrain_epochs']} epochs); {method} − psp: {pm(d['diff'], 2 * d['se'], 1)} s "
                          f"(± 2 SE) → {ok}")
-    return combine(outcomes), lines, budget_notes(main, ["psp"], retrain=retrain)
+    lines += compute_lines(points, retrain)
+    return combine(outcomes), lines, budget_notes(main, ["psp"], retrain=retrain, points=points)
 
 
 def best_of(group: pd.DataFrame, methods: list[str]) -> str | None:
@@ -314,8 +391,12 @@ def best_of(group: pd.DataFrame, methods: list[str]) -> str | None:
     return None if means.empty else str(means.idxmax())
 
 
-def layerwise_notes(main: pd.DataFrame, design: dict) -> list[str]:
-    """Why a layer-wise verdict is budget-limited: layer_epochs below the model's measured saturated budget."""
+def layerwise_notes(main: pd.DataFrame, design: dict, points: pd.DataFrame) -> list[str]:
+    """Why a layer-wise verdict is budget-limited: a layer-wise ladder that had not saturated; without ladders,
+    layer_epochs below the model's saturated budget in the config (key layerwise_saturation)."""
+    with_ladder = laddered(points, layerwise(design))
+    if with_ladder:
+        return rising(points, with_ladder)
     rows = main[main["method"].isin(layerwise(design))]
     if rows.empty:
         return []
@@ -326,7 +407,7 @@ def layerwise_notes(main: pd.DataFrame, design: dict) -> list[str]:
     return [f"layer_epochs {used:g} < saturated {saturated}"] if used < saturated else []
 
 
-def best_baseline_claim(main, present, design, candidates, label, extra=()):
+def best_baseline_claim(main, present, design, points, candidates, label, extra=()):
     """PSP against the best of ``candidates`` at each target, with the individual comparisons listed."""
     wanted = [m for m in candidates if m in present]
     if "psp" not in present or not wanted:
@@ -343,16 +424,17 @@ def best_baseline_claim(main, present, design, candidates, label, extra=()):
             if a in present and b in present:
                 d = paired_difference(group[group["method"] == a], group[group["method"] == b], "top1_pct")
                 lines.append(f"{at}: {a} − {b}: {describe(d)}")
-    return combine(outcomes), lines, budget_notes(main, ["psp"]) + layerwise_notes(main, design)
+    lines += compute_lines(points, wanted)
+    return combine(outcomes), lines, budget_notes(main, ["psp"], points=points) + layerwise_notes(main, design, points)
 
 
-def question_q1(main, present, layers, runs, design):
+def question_q1(main, present, layers, runs, design, points):
     recalibrated = with_bn(design)  # each listed with its gain over the released method it recalibrates
     gains = [(bn, bn.removesuffix("_bn")) for bn in recalibrated] + [("psp", m) for m in post_training(design)]
-    return best_baseline_claim(main, present, design, recalibrated, "+BN baseline", gains)
+    return best_baseline_claim(main, present, design, points, recalibrated, "+BN baseline", gains)
 
 
-def question_q2(main, present, layers, runs, design):
+def question_q2(main, present, layers, runs, design, points):
     if "psp" not in present or "oneshot_kd" not in present:
         return "not run", ["needs psp and oneshot_kd"], []
     outcomes, lines = difference_claim(main, "psp", ["oneshot_kd"])
@@ -361,14 +443,14 @@ def question_q2(main, present, layers, runs, design):
     return combine(outcomes), lines, budget_notes(main, ["psp"])
 
 
-def question_q3(main, present, layers, runs, design):
+def question_q3(main, present, layers, runs, design, points):
     if "psp" not in present or "oneshot_ft" not in present:
         return "not run", ["needs psp and oneshot_ft"], []
     outcomes, lines = difference_claim(main, "psp", ["oneshot_ft"])
     return combine(outcomes), lines, budget_notes(main, ["psp"])
 
 
-def question_q4(main, present, layers, runs, design):
+def question_q4(main, present, layers, runs, design, points):
     needed = ["psp", "psp_random", "oneshot_bn", "oneshot_bn_random"]
     if not set(needed) <= present:
         return "not run", [f"needs {', '.join(needed)}"], []
@@ -389,12 +471,12 @@ def question_q4(main, present, layers, runs, design):
     return combine(outcomes), lines, budget_notes(main, ["psp"])
 
 
-def question_q5(main, present, layers, runs, design):
-    return best_baseline_claim(main, present, design, layerwise(design), "layer-wise method")
+def question_q5(main, present, layers, runs, design, points):
+    return best_baseline_claim(main, present, design, points, layerwise(design), "layer-wise method")
 
 
-def question_q6(main, present, layers, runs, design):
-    verdict, lines, notes = claim_c6(main, present, layers, runs, design)
+def question_q6(main, present, layers, runs, design, points):
+    verdict, lines, notes = claim_c6(main, present, layers, runs, design, points)
     if verdict.startswith("does not hold"):  # every range already exceeds 0.2 points: more draws cannot narrow it
         notes = [n for n in notes if "draws" not in n]
     return verdict, lines, notes
@@ -405,14 +487,18 @@ ASSESS = {"C1": claim_c1, "C2": claim_c2, "C3": _ablation_claim("psp_no_penalty"
           "Q3": question_q3, "Q4": question_q4, "Q5": question_q5, "Q6": question_q6}
 
 
-def assess(runs: pd.DataFrame, layers: pd.DataFrame, design: dict) -> pd.DataFrame:
+def assess(runs: pd.DataFrame, layers: pd.DataFrame, design: dict, points: pd.DataFrame | None = None
+           ) -> pd.DataFrame:
+    """One verdict per setup and claim; ``points``: the budget ladders' points (``ladder_points``), if any."""
     rows = []
+    points = ladder_points(runs.iloc[0:0]) if points is None else points
     for (dataset, model), setup_runs in runs.groupby(SETUP, sort=True):
         main = main_runs(setup_runs, design["default_samples"])
         present = set(main["method"])
         setup_layers = layers[(layers["dataset"] == dataset) & (layers["model"] == model)]
+        setup_points = points[(points["dataset"] == dataset) & (points["model"] == model)]
         for claim, fn in ASSESS.items():
-            verdict, lines, notes = fn(main, present, setup_layers, setup_runs, design)
+            verdict, lines, notes = fn(main, present, setup_layers, setup_runs, design, setup_points)
             limited = bool(notes) and verdict != "not run"
             rows.append({"dataset": dataset, "model": model, "claim": claim, "verdict": verdict,
                          "budget_limited": limited, "budget": "; ".join(notes), "numbers": " | ".join(lines),
@@ -453,7 +539,7 @@ def main(smk) -> None:
     design = smk.params.design
     runs = read_runs(smk.input.runs)
     layers = pd.read_csv(smk.input.layers)
-    table = assess(runs, layers, design)
+    table = assess(runs, layers, design, ladder_points(ladder_runs(smk.input.runs, design)))
     table.to_csv(smk.output.csv, index=False)
     with open(smk.output.md, "w") as f:
         f.write(markdown(table, design))

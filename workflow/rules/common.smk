@@ -208,9 +208,9 @@ wildcard_constraints:
 BATCH_PATTERN = "results/{dataset}/{model}/{method}/s{seed}"
 RUN_PATTERN = "results/{dataset}/{model}/{method}/s{seed}/{target}/n{samples}{rung}/metrics.json"
 LATENCY_PATTERN = "results/{dataset}/{model}/latency-s{seed}.csv"
-TABLES = ["comparison", "ablation", "calibration"]
+TABLES = ["comparison", "ablation", "calibration", "compute"]
 FIGURES = ["accuracy_vs_macs", "accuracy_vs_samples", "calibration_cost", "ablation", "layer_updates",
-           "speedup_vs_macs", "verdicts"]
+           "speedup_vs_macs", "verdicts", "compute"]
 
 
 def run_identities():

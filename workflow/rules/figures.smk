@@ -200,3 +200,32 @@ rule plot_verdicts:
         "../envs/psp.yaml"
     script:
         "../scripts/report.py"
+
+
+rule plot_compute:
+    input:
+        runs="results/tables/runs.csv",
+    output:
+        png=report(
+            "results/figures/compute.png",
+            caption="../report/figure_compute.rst",
+            category="Figures",
+            labels={"figure": "top-1 vs compute (Pareto)", "format": "png"},
+        ),
+        pdf=report(
+            "results/figures/compute.pdf",
+            caption="../report/figure_compute.rst",
+            category="Figures",
+            labels={"figure": "top-1 vs compute (Pareto)", "format": "pdf"},
+        ),
+    log:
+        "logs/figures/compute.log",
+    benchmark:
+        "results/benchmarks/figures/compute.tsv"
+    params:
+        design=design_params(),
+    threads: 1
+    conda:
+        "../envs/psp.yaml"
+    script:
+        "../scripts/report.py"

@@ -106,6 +106,41 @@ rule tabulate_calibration:
         "../scripts/report.py"
 
 
+rule tabulate_compute:
+    input:
+        runs="results/tables/runs.csv",
+    output:
+        csv=report(
+            "results/tables/compute.csv",
+            caption="../report/table_compute.rst",
+            category="Tables",
+            labels={"table": "compute (budget ladders)", "format": "csv"},
+        ),
+        md=report(
+            "results/tables/compute.md",
+            caption="../report/table_compute.rst",
+            category="Tables",
+            labels={"table": "compute (budget ladders)", "format": "md"},
+        ),
+        tex=report(
+            "results/tables/compute.tex",
+            caption="../report/table_compute.rst",
+            category="Tables",
+            labels={"table": "compute (budget ladders)", "format": "tex"},
+        ),
+    log:
+        "logs/tables/compute.log",
+    benchmark:
+        "results/benchmarks/tables/compute.tsv"
+    params:
+        design=design_params(),
+    threads: 1
+    conda:
+        "../envs/psp.yaml"
+    script:
+        "../scripts/report.py"
+
+
 rule assess_claims:
     input:
         runs="results/tables/runs.csv",
