@@ -85,9 +85,14 @@ class ArchitectureExports:
         self._templates: dict[str, bytes] = {}
         self.exports = 0
 
-    def __call__(self, model: nn.Module, example: torch.Tensor) -> bytes:
+    @staticmethod
+    def key(model: nn.Module, example: torch.Tensor) -> str:
+        """What makes two models the same architecture here (and, weights aside, the same computation)."""
         tensors = dict(model.named_parameters()) | dict(model.named_buffers())
-        key = repr(model) + repr([(n, tuple(t.shape)) for n, t in tensors.items()]) + repr(tuple(example.shape[1:]))
+        return repr(model) + repr([(n, tuple(t.shape)) for n, t in tensors.items()]) + repr(tuple(example.shape[1:]))
+
+    def __call__(self, model: nn.Module, example: torch.Tensor) -> bytes:
+        key = self.key(model, example)
         if key not in self._templates:
             self._templates[key] = export_onnx(model, example, optimize=False)
             self.exports += 1

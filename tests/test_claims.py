@@ -161,6 +161,8 @@ def test_a_saturated_ladder_lifts_the_budget_limit_and_states_the_compute_to_mat
     assert "gap reaches 68.80 % with PSP's compute" in q5["numbers"]  # 8 → 16 GFLOPs, log-interpolated at 10
     assert "needs 1.4× PSP's compute to match PSP's 70.00 %" in q5["numbers"]
     assert "the best other method at PSP's compute is gap" in q5["numbers"]
+    assert q5["at_psp_compute"] == "2×: psp ahead by 1.20 points (gap best at psp's compute)"
+    assert v["C3"]["at_psp_compute"] == ""  # an ablation: not a comparison with other methods
 
 
 def test_a_ladder_still_rising_is_budget_limited_and_says_by_how_much(ladder_runs):
@@ -172,3 +174,11 @@ def test_a_ladder_still_rising_is_budget_limited_and_says_by_how_much(ladder_run
             v[claim]["budget"]
     assert "does not reach PSP's 70.00 % within its ladder (best 64.00 %, up to 1.6× PSP's compute)" in \
         v["Q5"]["numbers"]
+
+
+def test_a_cheaper_ladder_that_beats_psp_leads_at_psp_compute(ladder_runs):
+    v = _ladder_verdicts(ladder_points(ladder_runs({
+        "psp": [(1, 10, 70.0)], "gap": [(1, 1, 60.0), (2, 2, 71.0), (4, 4, 71.2)]})))
+    assert v["Q5"]["at_psp_compute"] == "2×: gap ahead by 1.20 points (gap best at psp's compute)"
+    assert "gap reaches 71.20 % with 0.4× PSP's compute (its top rung)" in v["Q5"]["numbers"]
+    assert not v["Q5"]["budget_limited"]  # its last doubling gained 0.2 points: saturated

@@ -220,6 +220,9 @@ def test_tiny_end_to_end_run(tmp_path):
     compute = pd.read_csv(tables / "compute.csv")
     assert sorted(compute.loc[compute["method"] == "psp", "budget"]) == [1.0, 2.0] and compute["front"].any()
     assert runs["max_rss_mib"].gt(0).all()  # each run's own peak memory
+    shared = runs[(runs["target"] == 2.0) & (runs["seed"] == 0) & runs["method"].isin(["oneshot", "oneshot_bn", "toy"])]
+    assert len(shared) == 3 and shared["latency_timed_with"].nunique() == 1  # one architecture, timed once
+    assert shared["latency_b1"].nunique() == 1 and shared["onnx_difference"].notna().all()  # each checked itself
     at_ratio = runs[runs["target_kind"] == "ratio"]  # a ratio run records the ratio and the reduction it gave
     assert set(at_ratio["method"]) == {"oneshot", "toy"} and (at_ratio["target"] == 0.5).all()
     assert (at_ratio["ratio"] == 0.5).all() and (at_ratio["macs_reduction"] > 1).all()
@@ -299,6 +302,19 @@ def test_paper_configs_train_their_base_models_then_prune(config, models, ratio,
     assert at_ratio and all(f"/r{ratio}/n" in line for line in at_ratio)
     assert any(f" --run target={macs}," in line for line in prune)
     assert {line.split(" --method ")[1].split()[0] for line in at_ratio} >= {"psp", "l1", "gap"}
+
+
+@pytest.mark.timeout(240)
+def test_slurm_profile_groups_pruning_batches_into_fewer_submissions():
+    """Eight pruning batches reach sbatch as two submissions of four, side by side on 4 CPUs (the real plugin,
+    stand-in sbatch)."""
+    result = subprocess.run([sys.executable, str(ROOT / "workflow" / "profiles" / "slurm-gpu" / "show_submission.py"),
+                             "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
+                             "--configfile", str(ROOT / "config" / "config.yaml"), "--batches", "8"],
+                            capture_output=True, text=True, timeout=230)
+    assert result.returncode == 0, output(result)
+    calls = result.stdout.splitlines()
+    assert len(calls) == 2 and all("group_prune" in c and "--cpus-per-task=4" in c for c in calls), calls
 
 
 @pytest.mark.timeout(240)

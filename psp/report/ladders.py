@@ -21,10 +21,11 @@ SATURATION_POINTS = 0.5
 
 def ladder_runs(path: str, design: dict) -> pd.DataFrame:
     """The runs of the compute study: every budget, at the ladder targets (every target when there are none), at
-    the default calibration size, with a counted compute."""
+    the default calibration size, with a counted compute, pruned (the unpruned control, dense_bn, reaches no
+    target)."""
     runs = main_runs(read_runs(path, ladders=True), design["default_samples"])
     targets = [PruningTarget.parse(t).value for t in design.get("budget_targets") or design["targets"]]
-    runs = runs[runs["target"].isin(targets)]
+    runs = runs[runs["target"].isin(targets) & (runs["macs_reduction"] > 1)]
     if "method_flops" not in runs.columns:
         return runs.iloc[0:0]
     return runs[runs["method_flops"].notna() & (runs["method_flops"] > 0)]

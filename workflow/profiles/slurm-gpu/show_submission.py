@@ -3,10 +3,13 @@
 Snakemake runs with the real executor plugin in a scratch copy of the workflow, with stand-ins for sbatch, sacct,
 squeue, sinfo and sacctmgr first on PATH: sbatch records its arguments and refuses the job, so nothing runs and
 the plugin's own submission (partition, --gpus, --cpus-per-gpu, memory, time) is what gets printed. It asks for
-one base-model training job (the config's second trained model, if any) and one pruning job (a batch of runs) of
-the first model (whose base model is faked in the scratch copy).
+one base-model training job (the config's second trained model, if any) and ``--batches`` pruning jobs (batches of
+runs: one method at one seed each) of the first model (whose base model is faked in the scratch copy): with a
+profile that groups them (workflow/profiles/slurm), several batches go in one submission.
 
     python workflow/profiles/slurm-gpu/show_submission.py --configfile config/paper-cifar10.yaml
+    python workflow/profiles/slurm-gpu/show_submission.py --profile workflow/profiles/slurm \
+        --configfile config/config.yaml --batches 8
 """
 
 import argparse
@@ -23,8 +26,8 @@ FAKE_SBATCH = '#!/bin/sh\necho "sbatch $*" >> "{log}"\ncat > /dev/null\necho "st
 FAKE_QUIET = "#!/bin/sh\nexit 0\n"
 
 
-def _targets(config: dict, scratch: Path) -> list[str]:
-    """A training job of the second trained model and a pruning job of the first (its base faked)."""
+def _targets(config: dict, scratch: Path, batches: int) -> list[str]:
+    """A training job of the second trained model and ``batches`` pruning jobs of the first (its base faked)."""
     dataset = next(iter(config["datasets"]))
     models = list(config["models"])
     first = models[0]
@@ -32,8 +35,9 @@ def _targets(config: dict, scratch: Path) -> list[str]:
     base.mkdir(parents=True)
     for name in ("model.pt", "metrics.json"):
         (base / name).touch()
-    method = "psp" if config.get("methods", "all") == "all" else config["methods"][0]
-    targets = [f"results/{dataset}/{first}/{method}/s{config.get('seeds', [0])[0]}"]  # one batch of runs
+    methods = ["psp", "oneshot", "gap", "l1"] if config.get("methods", "all") == "all" else config["methods"]
+    seeds = config.get("seeds", [0])
+    targets = [f"results/{dataset}/{first}/{method}/s{seed}" for seed in seeds for method in methods][:batches]
     trained = [m for m in models[1:] if not config["models"][m].get("checkpoint")]
     return [f"results/{dataset}/{trained[0]}/base/metrics.json", *targets] if trained else targets
 
@@ -42,6 +46,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configfile", type=Path, default=ROOT / "config" / "paper-cifar10.yaml")
     p.add_argument("--profile", type=Path, default=Path(__file__).resolve().parent)
+    p.add_argument("--batches", type=int, default=1, help="pruning jobs to ask for (default: %(default)s)")
     args = p.parse_args()
     config = yaml.safe_load(args.configfile.read_text())
     with tempfile.TemporaryDirectory(prefix="show_submission_") as tmp:
@@ -58,8 +63,9 @@ def main() -> None:
             tool.chmod(0o755)
         path = os.pathsep.join([str(bindir), str(Path(sys.executable).parent), os.environ["PATH"]])
         env = os.environ | {"PATH": path}
-        cmd = [sys.executable, "-m", "snakemake", *_targets(config, scratch), "--profile", str(args.profile.resolve()),
-               "--retries", "0", "--keep-going", "--nolock", "--configfile", str(args.configfile.resolve())]
+        cmd = [sys.executable, "-m", "snakemake", *_targets(config, scratch, args.batches),
+               "--profile", str(args.profile.resolve()), "--retries", "0", "--keep-going", "--nolock",
+               "--configfile", str(args.configfile.resolve())]
         result = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True, timeout=300)
         if not log.is_file():
             sys.exit(f"show_submission: no sbatch call was made; snakemake said:\n{result.stdout}{result.stderr}")
