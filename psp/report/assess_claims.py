@@ -14,6 +14,7 @@ without a ladder, the epochs below the paper's (or, for layer-wise methods, belo
 """
 
 import math
+from collections.abc import Iterator
 
 import pandas as pd
 
@@ -160,17 +161,24 @@ def budget_notes(runs: pd.DataFrame, methods: list[str], psp: bool = True, retra
     return notes
 
 
+def matched_panels(points: pd.DataFrame, others: list[str]
+                   ) -> Iterator[tuple[float, float, float, dict[str, pd.DataFrame]]]:
+    """Per ladder target where PSP ran at its own budget and some of ``others`` ran a ladder: the target, PSP's
+    GFLOPs and top-1 there, and each such method's ladder."""
+    for target, panel in points.groupby("target", sort=True):
+        psp = panel[(panel["method"] == "psp") & (panel["budget"] == 1)]
+        ladders = {m: panel[panel["method"] == m] for m in others if (panel["method"] == m).sum() > 1}
+        if not psp.empty and ladders:
+            yield target, float(psp["gflops"].iloc[0]), float(psp["top1_pct"].iloc[0]), ladders
+
+
 def compute_lines(points: pd.DataFrame, others: list[str]) -> list[str]:
     """At each ladder target: what each of ``others`` reaches with PSP's compute (its own budget's FLOPs) and the
     compute it needs to match PSP's top-1; the best of them at PSP's compute. Empty when the design ran no ladder
     for these methods."""
     lines = []
-    for target, panel in points.groupby("target", sort=True):
-        psp = panel[(panel["method"] == "psp") & (panel["budget"] == 1)]
-        ladders = {m: panel[panel["method"] == m] for m in others if (panel["method"] == m).sum() > 1}
-        if psp.empty or not ladders:
-            continue
-        at, flops, top1 = target_text(target), float(psp["gflops"].iloc[0]), float(psp["top1_pct"].iloc[0])
+    for target, flops, top1, ladders in matched_panels(points, others):
+        at = target_text(target)
         reached = {}
         for method, ladder in ladders.items():
             within = top1_within(ladder, flops)
@@ -199,12 +207,7 @@ def at_psp_compute(points: pd.DataFrame, others: list[str]) -> str:
     """The matched-compute outcome of a claim: at each ladder target, PSP's top-1 at its own budget against the best
     of ``others`` with at most PSP's compute (means over seeds); empty without ladders."""
     outcomes = []
-    for target, panel in points.groupby("target", sort=True):
-        psp = panel[(panel["method"] == "psp") & (panel["budget"] == 1)]
-        ladders = {m: panel[panel["method"] == m] for m in others if (panel["method"] == m).sum() > 1}
-        if psp.empty or not ladders:
-            continue
-        flops, top1 = float(psp["gflops"].iloc[0]), float(psp["top1_pct"].iloc[0])
+    for target, flops, top1, ladders in matched_panels(points, others):
         reached = {m: r for m, ladder in ladders.items() if (r := top1_within(ladder, flops)) is not None}
         if not reached:
             outcomes.append(f"{target_text(target)}: psp ahead (no other rung within its compute)")
