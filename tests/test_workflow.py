@@ -125,7 +125,7 @@ def test_design_keys_shape_the_runs(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text()) | {
         "methods": ["oneshot", "psp"], "targets": [2.0, 3.0], "seeds": [0], "samples": [16, 32],
         "default_samples": 32, "sweep_methods": ["psp"], "sweep_targets": "all",
-        "method_targets": {"oneshot": [2.0]}, "samples_seeds": {32: [0, 1, 2]}}
+        "method_targets": {"oneshot": [2.0]}, "samples_seeds": {32: [0, 1, 2]}, "budgets": {}}
     path = tmp_path / "design.yaml"
     path.write_text(yaml.safe_dump(config))
     # oneshot: one target x n0 x seed 0; psp: two targets x (n16 with seed 0 + n32 with seeds 0-2); one batch per
@@ -138,6 +138,13 @@ def test_design_keys_shape_the_runs(tmp_path):
     part = snakemake("-n", "--nolock", "-p", f"results/{dataset}/{model}/runs.txt", "--configfile", str(path))
     assert part.returncode == 0, output(part)
     assert _planned(output(part)) == (expected_batches, expected_runs)
+    # A ladder (by family: psp is PSP's only member here; oneshot registers no budget) adds its rung at the budget
+    # target, default size and every seed of that size, inside psp's own batches.
+    path.write_text(yaml.safe_dump(config | {"budgets": {"PSP": [2], "control": [4]}, "budget_targets": [2.0]}))
+    laddered = snakemake("-n", "--nolock", "-p", "--configfile", str(path))
+    assert laddered.returncode == 0, output(laddered)
+    assert _planned(output(laddered)) == (expected_batches, expected_runs + 3)
+    assert output(laddered).count("/2.0/n32-x2,budget=2") == 3
 
 
 def _planned(text: str) -> tuple[int, int]:
