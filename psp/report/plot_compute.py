@@ -4,6 +4,7 @@ main tables' run) a larger filled marker, the Pareto front a black step line. Th
 
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from psp.pruning_target import target_text
 from psp.report.catalogue import Catalogue
@@ -40,6 +41,9 @@ def main(smk) -> None:
         front = panel[panel["front"]].sort_values("gflops")
         ax.step(front["gflops"], front["top1_pct"], where="post", **FRONT)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # readable within one decade too
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{dataset} / {model}, target {target_text(target)}", fontsize=9)
         ax.set_xlabel("compute the method executed (GFLOPs, log)")
         ax.set_ylabel(PERCENT)
