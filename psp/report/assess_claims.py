@@ -28,7 +28,17 @@ from psp.report.ladders import (
     saturation,
     top1_within,
 )
-from psp.report.summaries import SETUP, main_runs, mean_se, paired_difference, pm, read_runs, start_log, sweep_runs
+from psp.report.summaries import (
+    SETUP,
+    main_runs,
+    mean_se,
+    own_budget,
+    paired_difference,
+    pm,
+    read_runs,
+    start_log,
+    sweep_runs,
+)
 
 # The paper's budgets (method.md): retraining baselines fine-tune 100 epochs; PSP runs 20 + 10 epochs; the draw
 # study used ten draws; the calibration-size study spans 128 ... 5120 images.
@@ -580,9 +590,9 @@ def markdown(table: pd.DataFrame, design: dict) -> str:
 def main(smk) -> None:
     log = start_log(smk.log[0])
     design = smk.params.design
-    runs = read_runs(smk.input.runs)
+    every = read_runs(smk.input.runs, ladders=True)
     layers = pd.read_csv(smk.input.layers)
-    table = assess(runs, layers, design, ladder_points(ladder_runs(smk.input.runs, design)))
+    table = assess(own_budget(every), layers, design, ladder_points(ladder_runs(every, design)))
     table.to_csv(smk.output.csv, index=False)
     with open(smk.output.md, "w") as f:
         f.write(markdown(table, design))

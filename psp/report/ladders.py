@@ -12,18 +12,19 @@ import numpy as np
 import pandas as pd
 
 from psp.pruning_target import PruningTarget
-from psp.report.summaries import SETUP, main_runs, read_runs
+from psp.report.summaries import SETUP, main_runs
 
 POINT = SETUP + ["target_kind", "target", "method"]
 # A ladder has saturated when its last doubling of compute gained less than this (points of top-1).
 SATURATION_POINTS = 0.5
 
 
-def ladder_runs(path: str, design: dict) -> pd.DataFrame:
-    """The runs of the compute study: every budget, at the ladder targets (every target when there are none), at
+def ladder_runs(runs: pd.DataFrame, design: dict) -> pd.DataFrame:
+    """The runs of the compute study among ``runs`` (read with every rung, ``read_runs(path, ladders=True)``): every
+    budget, at the ladder targets (every target when there are none), at
     the default calibration size, with a counted compute, pruned (the unpruned control, dense_bn, reaches no
     target)."""
-    runs = main_runs(read_runs(path, ladders=True), design["default_samples"])
+    runs = main_runs(runs, design["default_samples"])
     targets = [PruningTarget.parse(t).value for t in design.get("budget_targets") or design["targets"]]
     runs = runs[runs["target"].isin(targets) & (runs["macs_reduction"] > 1)]
     if "method_flops" not in runs.columns:

@@ -10,7 +10,7 @@ from psp.pruning_target import target_text
 from psp.report.catalogue import Catalogue
 from psp.report.ladders import ladder_points, ladder_runs
 from psp.report.plotting import DENSE_LINE, PERCENT, drawn, method_styles, placeholder, save_with_legend
-from psp.report.summaries import SETUP, start_log
+from psp.report.summaries import SETUP, read_runs, start_log
 
 FRONT = {"color": "black", "linewidth": 1.0, "linestyle": "-", "alpha": 0.6}
 
@@ -18,7 +18,7 @@ FRONT = {"color": "black", "linewidth": 1.0, "linestyle": "-", "alpha": 0.6}
 def main(smk) -> None:
     log = start_log(smk.log[0])
     design = smk.params.design
-    runs = ladder_runs(smk.input.runs, design)
+    runs = ladder_runs(read_runs(smk.input.runs, ladders=True), design)
     points = ladder_points(runs)
     if points.empty:
         placeholder(smk.output, "no runs with counted compute at the budget targets in this configuration")

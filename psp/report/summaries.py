@@ -31,7 +31,7 @@ def read_runs(path: str, ladders: bool = False) -> pd.DataFrame:
     if "budget" not in runs.columns:  # a runs.csv from before budget ladders
         runs["budget"] = 1.0
     if not ladders:
-        runs = runs[runs["budget"] == 1].reset_index(drop=True)
+        runs = own_budget(runs)
     for column in SPEEDUP_COLUMNS:
         if column not in runs.columns:
             runs[column] = float("nan")
@@ -41,6 +41,11 @@ def read_runs(path: str, ladders: bool = False) -> pd.DataFrame:
     runs["top1_dense_pct"] = 100 * runs["top1_dense"]
     runs["setup"] = runs["dataset"] + " / " + runs["model"]
     return runs
+
+
+def own_budget(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs at their method's own budget (1): the main tables' runs, without the ladders' other rungs."""
+    return runs[runs["budget"] == 1].reset_index(drop=True)
 
 
 def main_runs(runs: pd.DataFrame, default_samples: int) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import pandas as pd
 from psp.pruning_target import target_text
 from psp.report.catalogue import Catalogue
 from psp.report.ladders import SATURATION_POINTS, ladder_points, ladder_runs, saturation
-from psp.report.summaries import SETUP, pm, start_log, write_table
+from psp.report.summaries import SETUP, pm, read_runs, start_log, write_table
 
 
 def compute_table(points: pd.DataFrame, catalogue: Catalogue) -> pd.DataFrame:
@@ -42,7 +42,7 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
 def main(smk) -> None:
     log = start_log(smk.log[0])
     design = smk.params.design
-    points = ladder_points(ladder_runs(smk.input.runs, design))
+    points = ladder_points(ladder_runs(read_runs(smk.input.runs, ladders=True), design))
     table = compute_table(points, Catalogue.of(design))
     note = ("Compute: the floating-point operations each method executed while pruning (forward and backward "
             "convolutions and matrix products, counted as they ran; mean over seeds). Budget: the multiple of the "
