@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from psp.report.collect_runs import with_latency_alone, with_previous
+from psp.report.summaries import read_runs
 
 
 def _runs(method: str, seeds: list[int], top1: float, budget: float | None = 1.0) -> pd.DataFrame:
@@ -35,6 +36,19 @@ def test_a_runs_table_from_before_budget_ladders_joins_at_the_own_budget(tmp_pat
     merged = with_previous(runs, [str(path)])
     assert sorted(zip(merged["seed"], merged["budget"], merged["top1"], strict=True)) == [
         (0, 1.0, 0.6), (1, 1.0, 0.9), (1, 4.0, 0.95)]
+
+
+def test_rows_from_before_ratio_targets_get_their_target_kind_when_joined(tmp_path):
+    """A runs.csv made before ratio targets has no target_kind; joined to a newer design's runs, its rows must not
+    come out with an empty kind (the claims compare at MACs targets only, and would drop them)."""
+    path = tmp_path / "old.csv"
+    pd.concat([_runs("gap", [0], 0.2), _runs("gap", [0], 0.1).assign(target=0.5)]).to_csv(path, index=False)
+    merged = with_previous(_runs("psp", [0], 0.6).assign(target_kind="macs"), [str(path)])
+    kinds = dict(zip(merged["method"] + "@" + merged["target"].astype(str), merged["target_kind"], strict=True))
+    assert kinds == {"psp@2.1": "macs", "gap@2.1": "macs", "gap@0.5": "ratio"}
+    merged.assign(top1_dense=0.8).to_csv(tmp_path / "runs.csv", index=False)
+    read = read_runs(str(tmp_path / "runs.csv"))
+    assert read["target_kind"].notna().all() and len(read) == 3
 
 
 def test_two_previous_files_do_not_duplicate(tmp_path):

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from psp.pruning_target import PruningTarget
-from psp.report.summaries import ID_COLUMNS, start_log
+from psp.report.summaries import ID_COLUMNS, start_log, with_run_identity
 
 RENAMED = {"model": "arch", "data": "data_spec", "samples": "samples_drawn"}
 
@@ -65,11 +65,10 @@ def with_previous(runs: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
     frames, made = [runs.assign(reused_from="")], set(keys(runs)) if len(runs) else set()
     for path in paths:
         old = pd.read_csv(path)
-        if "budget" not in old.columns:  # made before budget ladders: every run at its method's own budget
-            old["budget"] = 1.0
-        missing = [c for c in ID_COLUMNS if c not in old.columns]
+        missing = [c for c in ID_COLUMNS if c not in old.columns and c != "budget"]
         if missing:
             raise ValueError(f"previous_runs: {path} lacks the columns {', '.join(missing)} (is it a runs.csv?)")
+        old = with_run_identity(old)  # made before budget ladders or ratio targets
         made_here = keys(old).isin(made)
         frames.append(old[~made_here].assign(reused_from=path))
         made |= set(keys(old))

@@ -28,18 +28,30 @@ def read_runs(path: str, ladders: bool = False) -> pd.DataFrame:
     empty (NaN), so tables and figures show them as not measured. Only the runs at each method's own budget
     (``budget`` 1) unless ``ladders``: the rungs of the budget ladders are for the compute figures and verdicts."""
     runs = pd.read_csv(path)
-    if "budget" not in runs.columns:  # a runs.csv from before budget ladders
-        runs["budget"] = 1.0
+    runs = with_run_identity(runs)
     if not ladders:
         runs = own_budget(runs)
     for column in SPEEDUP_COLUMNS:
         if column not in runs.columns:
             runs[column] = float("nan")
-    if "target_kind" not in runs.columns:  # a runs.csv from before ratio targets
-        runs["target_kind"] = [PruningTarget.of_value(t).kind for t in runs["target"]]
     runs["top1_pct"] = 100 * runs["top1"]
     runs["top1_dense_pct"] = 100 * runs["top1_dense"]
     runs["setup"] = runs["dataset"] + " / " + runs["model"]
+    return runs
+
+
+def with_run_identity(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the identity columns that older runs.csv files lack, filled as those runs were made: ``budget``
+    1 (before budget ladders) and ``target_kind`` from the target's value (before ratio targets). Rows joined from
+    such a file into a newer one (``previous_runs``) have them empty, and are filled the same way."""
+    runs = runs.copy()
+    if "budget" not in runs.columns:
+        runs["budget"] = 1.0
+    runs["budget"] = runs["budget"].fillna(1.0)
+    if "target_kind" not in runs.columns:
+        runs["target_kind"] = None
+    missing = runs["target_kind"].isna()
+    runs.loc[missing, "target_kind"] = [PruningTarget.of_value(t).kind for t in runs.loc[missing, "target"]]
     return runs
 
 
