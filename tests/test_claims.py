@@ -176,6 +176,18 @@ def test_a_ladder_still_rising_is_budget_limited_and_says_by_how_much(ladder_run
         v["Q5"]["numbers"]
 
 
+def test_only_the_ladders_a_verdict_compares_can_limit_it(ladder_runs):
+    """C1 compares the released baselines, Q1 their +BN versions: a still-rising gap_bn ladder limits Q1 and Q5, a
+    saturated gap ladder limits neither, and C1 is not limited by gap_bn."""
+    v = _ladder_verdicts(ladder_points(ladder_runs({
+        "psp": [(1, 10, 70.0), (2, 20, 70.1)], "gap": [(1, 4, 60.0), (2, 8, 62.0), (4, 16, 62.1)],
+        "gap_bn": [(1, 4, 61.0), (2, 8, 63.0), (4, 16, 65.0)]})))
+    assert not v["C1"]["budget_limited"] and "gap_bn" not in v["C1"]["budget"]
+    for claim in ("Q1", "Q5"):
+        assert v[claim]["budget"] == ("gap_bn at 2× still rising: +2.00 points over its last doubling of compute "
+                                      "(top rung ×4)")
+
+
 def test_a_cheaper_ladder_that_beats_psp_leads_at_psp_compute(ladder_runs):
     v = _ladder_verdicts(ladder_points(ladder_runs({
         "psp": [(1, 10, 70.0)], "gap": [(1, 1, 60.0), (2, 2, 71.0), (4, 4, 71.2)]})))

@@ -68,7 +68,8 @@ CLAIMS = {
 RULES = {
     "C1": "PSP − B > 2 SE for every post-training baseline B present and every MACs target (ratio targets do not "
           "match FLOPs across methods); with budget ladders, also what each reaches with PSP's compute and the "
-          "compute it needs to match PSP; budget-limited only where a ladder had not saturated.",
+          "compute it needs to match PSP; budget-limited only where PSP's ladder or a compared baseline's had not "
+          "saturated.",
     "C2": "PSP is not significantly worse than the retraining method: PSP − R ≥ −2 SE at every target (L1 when "
           "present, otherwise every retraining method present); with a retraining budget ladder, the compute "
           "retraining needs to match PSP, and budget-limited only where that ladder had not saturated.",
@@ -83,19 +84,20 @@ RULES = {
     "C8": "retraining seconds − PSP seconds > 2 SE and the ratio of means ≥ 10, at every target; with a retraining "
           "budget ladder, the compute retraining needs to match PSP is listed and decides budget-limited (as in C2).",
     "Q1": "psp − B > 2 SE at every target, B the \"+BN\" post-training baseline with the highest mean top-1 there "
-          "(the released baselines and each method's gain from +BN are listed); budget-limited when a layer-wise "
-          "budget ladder had not saturated (its last doubling of compute gained ≥ 0.5 points) or, without ladders, "
-          "when layer_epochs is below the model's layerwise_saturation. With ladders, the matched-compute lines say "
-          "what each reaches with PSP's compute and what compute it needs to match PSP.",
+          "(the released baselines and each method's gain from +BN are listed); budget-limited when PSP's or a "
+          "+BN layer-wise baseline's budget ladder had not saturated (its last doubling of compute gained ≥ 0.5 "
+          "points) or, without ladders, when layer_epochs is below the model's layerwise_saturation. With ladders, "
+          "the matched-compute lines say what each reaches with PSP's compute and what compute it needs to match "
+          "PSP.",
     "Q2": "psp − oneshot_kd > 2 SE at every target (psp_no_penalty − oneshot_kd is listed: holistic vs output-only "
           "loss without the penalty phase).",
     "Q3": "psp − oneshot_ft > 2 SE at every target; opposite when fine-tuning with labels is better by 2 SE.",
     "Q4": "per seed, (oneshot_bn − oneshot_bn_random) − (psp − psp_random) > 2 SE at every target: the drop from l2 "
           "to random importance is smaller with PSP's reconstruction than without it.",
     "Q5": "psp − B > 2 SE at every target, B the best of adaprune, gap, adaprune_bn, gap_bn by mean top-1; "
-          "budget-limited when a layer-wise budget ladder had not saturated (its last doubling of compute gained ≥ 0.5 "
-          "points) or, without ladders, when layer_epochs is below the model's layerwise_saturation; with ladders, "
-          "also compared at PSP's compute.",
+          "budget-limited when PSP's or a layer-wise budget ladder had not saturated (its last doubling of compute "
+          "gained ≥ 0.5 points) or, without ladders, when layer_epochs is below the model's layerwise_saturation; "
+          "with ladders, also compared at PSP's compute.",
     "Q6": "C6's rule on every model. A range above 0.2 points is decisive with any number of draws (more draws can "
           "only widen it); a range within 0.2 points needs ten draws, otherwise it is budget-limited.",
 }
@@ -297,7 +299,8 @@ def claim_c1(main, present, layers, runs, design, points):
         lines += [f"{line.rsplit(' → ', 1)[0]} (+BN, not in this verdict: see Q1)"
                   for line in difference_claim(matched, "psp", recalibrated)[1]]
     lines += compute_lines(points[points["target_kind"] == "macs"], released)
-    return combine(outcomes), lines, budget_notes(main, ["psp"], points=points) + layerwise_notes(main, design, points)
+    return combine(outcomes), lines, (budget_notes(main, ["psp"], points=points)
+                                      + layerwise_notes(main, design, points, released))
 
 
 def claim_c2(main, present, layers, runs, design, points):
@@ -430,13 +433,15 @@ def best_of(group: pd.DataFrame, methods: list[str]) -> str | None:
     return None if means.empty else str(means.idxmax())
 
 
-def layerwise_notes(main: pd.DataFrame, design: dict, points: pd.DataFrame) -> list[str]:
-    """Why a layer-wise verdict is budget-limited: a layer-wise ladder that had not saturated; without ladders,
-    layer_epochs below the model's saturated budget in the config (key layerwise_saturation)."""
-    with_ladder = laddered(points, layerwise(design))
+def layerwise_notes(main: pd.DataFrame, design: dict, points: pd.DataFrame, compared: list[str]) -> list[str]:
+    """Why a verdict comparing PSP with ``compared`` is budget-limited by the layer-wise methods among them: a ladder
+    of theirs that had not saturated; without ladders, layer_epochs below the model's saturated budget in the config
+    (key layerwise_saturation). Ladders of methods the verdict does not compare do not limit it."""
+    methods = [m for m in layerwise(design) if m in compared]
+    with_ladder = laddered(points, methods)
     if with_ladder:
         return rising(points, with_ladder)
-    rows = main[main["method"].isin(layerwise(design))]
+    rows = main[main["method"].isin(methods)]
     if rows.empty:
         return []
     used = rows["settings.layer_epochs"].max()
@@ -464,7 +469,8 @@ def best_baseline_claim(main, present, design, points, candidates, label, extra=
                 d = paired_difference(group[group["method"] == a], group[group["method"] == b], "top1_pct")
                 lines.append(f"{at}: {a} − {b}: {describe(d)}")
     lines += compute_lines(points, wanted)
-    return combine(outcomes), lines, budget_notes(main, ["psp"], points=points) + layerwise_notes(main, design, points)
+    return combine(outcomes), lines, (budget_notes(main, ["psp"], points=points)
+                                      + layerwise_notes(main, design, points, candidates))
 
 
 def question_q1(main, present, layers, runs, design, points):
