@@ -21,9 +21,8 @@ SATURATION_POINTS = 0.5
 
 def ladder_runs(runs: pd.DataFrame, design: dict) -> pd.DataFrame:
     """The runs of the compute study among ``runs`` (read with every rung, ``read_runs(path, ladders=True)``): every
-    budget, at the ladder targets (every target when there are none), at
-    the default calibration size, with a counted compute, pruned (the unpruned control, dense_bn, reaches no
-    target)."""
+    budget, at the ladder targets (every target when there are none), at the default calibration size, with a
+    counted compute, pruned (the unpruned control, dense_bn, reaches no target)."""
     runs = main_runs(runs, design["default_samples"])
     targets = [PruningTarget.parse(t).value for t in design.get("budget_targets") or design["targets"]]
     runs = runs[runs["target"].isin(targets) & (runs["macs_reduction"] > 1)]
