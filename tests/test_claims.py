@@ -8,6 +8,7 @@ from psp.pruning_target import PruningTarget
 from psp.registry import catalogue
 from psp.report.assess_claims import assess
 from psp.report.ladders import ladder_points
+from psp.report.summaries import read_layers
 
 SEEDS = [0, 1, 2]
 JITTER = [0.0, 0.1, -0.1]  # per-seed noise shared by every method (paired differences cancel it)
@@ -194,3 +195,37 @@ def test_a_cheaper_ladder_that_beats_psp_leads_at_psp_compute(ladder_runs):
     assert v["Q5"]["at_psp_compute"] == "2×: gap ahead by 1.20 points (gap best at psp's compute)"
     assert "gap reaches 71.20 % with 0.4× PSP's compute (its top rung)" in v["Q5"]["numbers"]
     assert not v["Q5"]["budget_limited"]  # its last doubling gained 0.2 points: saturated
+
+
+def _layer_rows(method: str, early: float, budget: float = 1.0) -> list[dict]:
+    """Four layers of one method per seed at 2×: the first two (the early half) change by ``early``, the rest by
+    0.01."""
+    return [{"dataset": "d", "model": "net", "method": method, "target": 2.0, "samples": 512, "seed": seed,
+             "budget": budget, "layer_index": i, "layer": f"conv{i}",
+             "relative_change": (early + jitter / 100 if i < 2 else 0.01)}
+            for seed, jitter in zip(SEEDS, JITTER, strict=True) for i in range(4)]
+
+
+def _c5(layer_rows: list[dict], tmp_path) -> pd.Series:
+    """C5 as the workflow judges it: the layer table written and read back as assess_claims reads it."""
+    path = tmp_path / "layer_updates.csv"
+    pd.DataFrame(layer_rows).to_csv(path, index=False)
+    runs = _runs(BASE | {"psp_no_balance": 60.0})
+    design = DESIGN | {"methods": {m: USES.get(m, "calibration") for m in runs["method"]}}
+    table = assess(runs, read_layers(str(path)), design)
+    return table.set_index("claim").loc["C5"]
+
+
+def test_c5_judges_the_weight_change_of_the_own_budget_runs_only(tmp_path):
+    """A ladder's rungs train for other epochs: their weight change is not the method's. Averaged in, psp_no_balance's
+    x4 rung here would turn the early-layer comparison over."""
+    own = _layer_rows("psp", 0.01) + _layer_rows("psp_no_balance", 0.1)
+    c5 = _c5(own + _layer_rows("psp", 0.5, budget=4) + _layer_rows("psp_no_balance", 0.001, budget=0.25), tmp_path)
+    assert c5["verdict"] == "holds"
+    assert "psp_no_balance 0.1000 ± 0.0010 vs psp 0.0100 ± 0.0010" in c5["numbers"]
+
+
+def test_c5_names_the_method_whose_weight_change_was_not_recorded(tmp_path):
+    c5 = _c5(_layer_rows("psp_no_balance", 0.1), tmp_path)
+    assert c5["verdict"] == "inconclusive"
+    assert "none recorded for psp (a run joined from previous_runs" in c5["numbers"]

@@ -1,12 +1,12 @@
 """collect_runs: the latency measured alone replaces the in-job figures for both runtimes; ``previous_runs``: earlier
 runs join this design's, a remade run replaces its earlier row, and a file that is not a runs.csv is refused naming
-it."""
+it; a joined run brings its per-layer rows from beside the runs.csv it came from."""
 
 
 import pandas as pd
 import pytest
 
-from psp.report.collect_runs import with_latency_alone, with_previous
+from psp.report.collect_runs import layers_beside, with_latency_alone, with_previous, with_previous_layers
 from psp.report.summaries import read_runs
 
 
@@ -77,3 +77,27 @@ def test_latency_alone_replaces_in_job_figures_in_both_runtimes():
                                                                                            "channels_last")
     assert {"latency_b1_injob", "speedup_b64_ort_injob", "torch_format_b1_injob"} <= set(merged.index)
     assert merged["top1"] == 0.5 and merged["latency_threads"] == 2
+
+
+def _layers(method: str, seeds: list[int], change: float) -> pd.DataFrame:
+    return pd.DataFrame([{"dataset": "d", "model": "m", "method": method, "target": 2.1, "samples": 512, "seed": s,
+                          "budget": 1.0, "layer_index": i, "layer": f"conv{i}", "relative_change": change}
+                         for s in seeds for i in range(2)])
+
+
+def test_joined_runs_bring_their_layer_rows_from_beside_their_runs_csv(tmp_path):
+    """C5 compares psp's per-layer weight change with psp_no_balance's: a run joined from an earlier sitting brings
+    its rows from the layer_updates.csv beside that sitting's runs.csv; a remade run keeps this design's rows, and a
+    runs.csv with no table beside it brings none."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first, second = tmp_path / "a" / "runs.csv", tmp_path / "b" / "runs.csv"
+    pd.concat([_runs("psp", [0, 1], 0.6), _runs("psp_no_balance", [0], 0.7)]).to_csv(first, index=False)
+    pd.concat([_layers("psp", [0, 1], 0.01), _layers("psp_no_balance", [0], 0.3)]).to_csv(
+        layers_beside(str(first)), index=False)
+    _runs("l1", [0], 0.3).to_csv(second, index=False)
+    runs = with_previous(_runs("psp_no_balance", [0], 0.8), [str(first), str(second)])
+    layers = with_previous_layers(_layers("psp_no_balance", [0], 0.2), runs,
+                                  {str(first): layers_beside(str(first))})
+    got = layers.groupby(["method", "seed"])["relative_change"].agg(["count", "first"]).reset_index()
+    assert got.values.tolist() == [["psp", 0, 2, 0.01], ["psp", 1, 2, 0.01], ["psp_no_balance", 0, 2, 0.2]]

@@ -35,6 +35,7 @@ from psp.report.summaries import (
     own_budget,
     paired_difference,
     pm,
+    read_layers,
     read_runs,
     start_log,
     sweep_runs,
@@ -339,6 +340,13 @@ def claim_c5(main, present, layers, runs, design, points):
                  .rename("early").reset_index())
         for target, group in early.groupby("target", sort=True):
             at = target_text(target)
+            absent = [m for m in ("psp_no_balance", "psp") if not (group["method"] == m).any()]
+            if absent:
+                layer_outcomes.append("too few seeds")
+                lines.append(f"{at}: early-layer relative weight change in phase 2: none recorded for "
+                             f"{' and '.join(absent)} (a run joined from previous_runs brings it only from a "
+                             "layer_updates.csv beside its runs.csv)")
+                continue
             d = paired_difference(group[group["method"] == "psp_no_balance"], group[group["method"] == "psp"],
                                   "early")
             layer_outcomes.append(outcome(d))
@@ -597,7 +605,7 @@ def main(smk) -> None:
     log = start_log(smk.log[0])
     design = smk.params.design
     every = read_runs(smk.input.runs, ladders=True)
-    layers = pd.read_csv(smk.input.layers)
+    layers = read_layers(smk.input.layers)
     table = assess(own_budget(every), layers, design, ladder_points(ladder_runs(every, design)))
     table.to_csv(smk.output.csv, index=False)
     with open(smk.output.md, "w") as f:

@@ -13,7 +13,9 @@ are renamed: ``model`` (the architecture) -> ``arch``, ``data`` -> ``data_spec``
 0 for methods that read none) -> ``samples_drawn``. The run's settings become ``settings.<name>`` columns.
 
 Rows of ``previous_runs`` files (earlier designs' runs.csv) join after this design's, each naming its file in
-``reused_from`` (empty for the runs made here), unless this design made the same run.
+``reused_from`` (empty for the runs made here), unless this design made the same run. A joined run's per-layer rows
+come from the layer_updates.csv beside the runs.csv it joined from, where one was kept (a reference commits both), so
+the claims judge C5 on joined runs as on runs made here.
 """
 
 import json
@@ -22,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from psp.pruning_target import PruningTarget
-from psp.report.summaries import ID_COLUMNS, start_log, with_run_identity
+from psp.report.summaries import ID_COLUMNS, run_keys, start_log, with_run_identity
 
 RENAMED = {"model": "arch", "data": "data_spec", "samples": "samples_drawn"}
 
@@ -59,19 +61,35 @@ def peak_memory(metrics: dict, benchmarks: dict[str, float], metrics_path: str) 
 
 def with_previous(runs: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
     """``runs`` plus the rows of each earlier runs.csv in ``paths`` that ``runs`` does not remake."""
-    def keys(frame: pd.DataFrame) -> pd.Series:
-        return frame[ID_COLUMNS].astype({"budget": float}).astype(str).apply("/".join, axis=1)
-
-    frames, made = [runs.assign(reused_from="")], set(keys(runs)) if len(runs) else set()
+    frames, made = [runs.assign(reused_from="")], set(run_keys(runs)) if len(runs) else set()
     for path in paths:
         old = pd.read_csv(path)
         missing = [c for c in ID_COLUMNS if c not in old.columns and c != "budget"]
         if missing:
             raise ValueError(f"previous_runs: {path} lacks the columns {', '.join(missing)} (is it a runs.csv?)")
         old = with_run_identity(old)  # made before budget ladders or ratio targets
-        made_here = keys(old).isin(made)
+        made_here = run_keys(old).isin(made)
         frames.append(old[~made_here].assign(reused_from=path))
-        made |= set(keys(old))
+        made |= set(run_keys(old))
+    return pd.concat(frames, ignore_index=True)
+
+
+def layers_beside(runs_csv: str) -> str:
+    """Where an earlier design's per-layer table sits: layer_updates.csv beside its runs.csv."""
+    return str(Path(runs_csv).with_name("layer_updates.csv"))
+
+
+def with_previous_layers(layers: pd.DataFrame, runs: pd.DataFrame, tables: dict[str, str]) -> pd.DataFrame:
+    """``layers`` (this design's per-layer rows) plus those of the runs joined from previous_runs: each joined run's
+    rows from ``tables[its runs.csv]``, the layer_updates.csv beside it; a runs.csv without one adds none."""
+    frames = [layers]
+    for source, table in tables.items():
+        joined = set(run_keys(runs[runs["reused_from"] == source]))
+        if not joined:
+            continue
+        old = pd.read_csv(table)
+        old = old.assign(budget=old["budget"].fillna(1.0)) if "budget" in old.columns else old.assign(budget=1.0)
+        frames.append(old[run_keys(old).isin(joined)])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -101,11 +119,15 @@ def main(smk) -> None:
     runs = with_latency_alone(pd.DataFrame(rows), latency)
     runs = with_previous(runs, list(smk.input.previous))
     runs = runs.sort_values(ID_COLUMNS, kind="stable")
+    kept = set(smk.input.previous_layers)
+    beside = {path: layers_beside(path) for path in smk.input.previous if layers_beside(path) in kept}
     first = ID_COLUMNS + ["target_kind", "path", "settings_hash", "uses"]
     runs = runs[first + [c for c in runs.columns if c not in first]]
     runs.to_csv(smk.output.runs, index=False)
     columns = ID_COLUMNS + ["layer_index", "layer", "relative_change"]
     layer_table = pd.concat(layers, ignore_index=True) if layers else pd.DataFrame(columns=columns)
+    layer_table = with_previous_layers(layer_table, runs, beside)
     layer_table.sort_values(ID_COLUMNS + ["layer_index"], kind="stable").to_csv(smk.output.layers, index=False)
-    log.info("collected %d runs (%d reused from previous_runs; %d with per-layer weight change)", len(runs),
-             int((runs["reused_from"] != "").sum()), len(layers))
+    log.info("collected %d runs (%d reused from previous_runs; %d made here and %d joined with per-layer weight "
+             "change)", len(runs), int((runs["reused_from"] != "").sum()), len(layers),
+             layer_table[ID_COLUMNS].drop_duplicates().shape[0] - len(layers))

@@ -2,19 +2,17 @@
 conv/linear layer, module order) for psp (balanced learning rates) and psp_no_balance (one rate): mean over seeds,
 band = ± 1 std, one panel per target and dataset/model."""
 
-import pandas as pd
 import seaborn as sns
 
 from psp.pruning_target import target_text
 from psp.report.plotting import placeholder, save
-from psp.report.summaries import start_log
+from psp.report.summaries import read_layers, start_log
 
 
 def main(smk) -> None:
     log = start_log(smk.log[0])
-    layers = pd.read_csv(smk.input.layers)
-    own_budget = layers["budget"] == 1 if "budget" in layers.columns else True
-    layers = layers[layers["method"].isin(["psp", "psp_no_balance"]) & own_budget
+    layers = read_layers(smk.input.layers)
+    layers = layers[layers["method"].isin(["psp", "psp_no_balance"])
                     & (layers["samples"] == smk.params.design["default_samples"])]
     if layers.empty:
         placeholder(smk.output, "no per-layer weight change (psp / psp_no_balance) in this configuration")

@@ -12,6 +12,8 @@ from psp.pruning_target import PruningTarget
 
 ID_COLUMNS = ["dataset", "model", "method", "target", "samples", "seed", "budget"]
 SETUP = ["dataset", "model"]
+
+
 def start_log(path: str) -> logging.Logger:
     """Send stderr and the logging output to the rule's log file."""
     sys.stderr = open(path, "w")  # noqa: SIM115  (lives as long as the script)
@@ -38,6 +40,22 @@ def read_runs(path: str, ladders: bool = False) -> pd.DataFrame:
     runs["top1_dense_pct"] = 100 * runs["top1_dense"]
     runs["setup"] = runs["dataset"] + " / " + runs["model"]
     return runs
+
+
+def read_layers(path: str) -> pd.DataFrame:
+    """A layer_updates.csv (per-layer weight change of the PSP variants) at every method's own budget only: a
+    ladder's rungs train for other epochs, so their updates are not the method's. A table made before budget
+    ladders has no ``budget`` column; its runs were all at their own budget."""
+    layers = pd.read_csv(path)
+    if "budget" not in layers.columns:
+        layers["budget"] = 1.0
+    return own_budget(layers.assign(budget=layers["budget"].fillna(1.0)))
+
+
+def run_keys(frame: pd.DataFrame) -> pd.Series:
+    """One string per row naming its run (the identity columns), equal for the same run in any runs.csv or
+    layer_updates.csv."""
+    return frame[ID_COLUMNS].astype({"budget": float}).astype(str).apply("/".join, axis=1)
 
 
 def with_run_identity(runs: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ rule collect_runs:
         latency=latency_tables,
         benchmarks=batch_benchmarks,
         previous=config["previous_runs"],
+        previous_layers=previous_layer_tables,
     output:
         runs=report(
             "results/tables/runs.csv",

@@ -30,6 +30,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 from psp.errors import UsageError
 from psp.methods import get_method, list_methods, load_method_modules
 from psp.registry import catalogue
+from psp.report.collect_runs import layers_beside
 from psp.models import is_model
 from psp.pruning_target import PruningTarget
 
@@ -291,6 +292,11 @@ def latency_tables(wildcards):
 def batch_benchmarks(wildcards):
     """The prune jobs' benchmark files (peak memory of runs that predate per-run measurement is read there)."""
     return [f"results/benchmarks/{batch.removeprefix('results/')}/prune.tsv" for batch in all_batches(wildcards)]
+
+
+def previous_layer_tables(wildcards):
+    """The per-layer tables kept beside the previous_runs files (layer_updates.csv), where there are any."""
+    return [table for table in map(layers_beside, config["previous_runs"]) if Path(table).is_file()]
 
 
 def model_batches(wildcards):
