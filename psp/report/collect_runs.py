@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from psp.pruning_target import PruningTarget
-from psp.report.summaries import ID_COLUMNS, run_keys, start_log, with_run_identity
+from psp.report.summaries import ID_COLUMNS, run_keys, start_log, with_budget, with_run_identity
 
 RENAMED = {"model": "arch", "data": "data_spec", "samples": "samples_drawn"}
 
@@ -87,8 +87,7 @@ def with_previous_layers(layers: pd.DataFrame, runs: pd.DataFrame, tables: dict[
         joined = set(run_keys(runs[runs["reused_from"] == source]))
         if not joined:
             continue
-        old = pd.read_csv(table)
-        old = old.assign(budget=old["budget"].fillna(1.0)) if "budget" in old.columns else old.assign(budget=1.0)
+        old = with_budget(pd.read_csv(table))
         frames.append(old[run_keys(old).isin(joined)])
     return pd.concat(frames, ignore_index=True)
 

@@ -46,10 +46,12 @@ def read_layers(path: str) -> pd.DataFrame:
     """A layer_updates.csv (per-layer weight change of the PSP variants) at every method's own budget only: a
     ladder's rungs train for other epochs, so their updates are not the method's. A table made before budget
     ladders has no ``budget`` column; its runs were all at their own budget."""
-    layers = pd.read_csv(path)
-    if "budget" not in layers.columns:
-        layers["budget"] = 1.0
-    return own_budget(layers.assign(budget=layers["budget"].fillna(1.0)))
+    return own_budget(with_budget(pd.read_csv(path)))
+
+
+def with_budget(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``budget`` 1 where it is missing: rows made before budget ladders ran at their own budget."""
+    return frame.assign(budget=frame["budget"].fillna(1.0) if "budget" in frame.columns else 1.0)
 
 
 def run_keys(frame: pd.DataFrame) -> pd.Series:
@@ -62,10 +64,7 @@ def with_run_identity(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with the identity columns that older runs.csv files lack, filled as those runs were made: ``budget``
     1 (before budget ladders) and ``target_kind`` from the target's value (before ratio targets). Rows joined from
     such a file into a newer one (``previous_runs``) have them empty, and are filled the same way."""
-    runs = runs.copy()
-    if "budget" not in runs.columns:
-        runs["budget"] = 1.0
-    runs["budget"] = runs["budget"].fillna(1.0)
+    runs = with_budget(runs)
     if "target_kind" not in runs.columns:
         runs["target_kind"] = None
     missing = runs["target_kind"].isna()
