@@ -22,13 +22,15 @@ def run_job(args: list[str], out: Path, log: Path, reuse: bool = False, pythonpa
     """``psp prune ARGS --out OUT``; returns its metrics.json plus ``peak_rss_mib`` and ``wall_s``.
 
     With ``reuse``, a finished job (``job.json`` beside its log) is read back instead of run again. ``pythonpath``
-    runs the ``psp`` of another checkout (e.g. an earlier commit, for a side-by-side time).
+    runs the ``psp`` of another checkout (e.g. an earlier commit, for a side-by-side time). ``python -m`` puts the
+    working directory first on the import path, ahead of PYTHONPATH, so that job runs with ``-P`` (no such entry),
+    and its recorded commit must be that checkout's: otherwise the "earlier" job ran today's code.
     """
     record = log.with_suffix(".json")
     if reuse and record.is_file():
         return json.loads(record.read_text())
     out.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "psp.cli", "prune", *args, "--out", str(out)]
+    cmd = [sys.executable, *(["-P"] if pythonpath else []), "-m", "psp.cli", "prune", *args, "--out", str(out)]
     start = time.perf_counter()
     with log.open("w") as f:
         env = os.environ | {"PYTHONPATH": pythonpath} if pythonpath else None
@@ -37,10 +39,17 @@ def run_job(args: list[str], out: Path, log: Path, reuse: bool = False, pythonpa
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"job failed ({log}): {' '.join(cmd)}")
     metrics = json.loads((out / "metrics.json").read_text())
+    if pythonpath and (ran := metrics.get("git_commit")) != (expected := _head(pythonpath)):
+        raise RuntimeError(f"job ran commit {ran}, not {pythonpath}'s {expected} ({log})")
     metrics["peak_rss_mib"] = usage.ru_maxrss / 1024
     metrics["wall_s"] = time.perf_counter() - start
     record.write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _head(checkout: str) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True,
+                          check=True).stdout.strip()
 
 
 def add_job_arguments(p: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ one-line message. No torch here, so the command line checks its arguments before
 from dataclasses import asdict, dataclass, field, fields
 
 from psp.errors import UsageError, choice_error
-from psp.options import BN_MODES, DISTILL_LOSSES, IMPORTANCES, LR_SCHEDULES, PENALTIES, SELECTIONS
+from psp.options import BN_MODES, DISTILL_LOSSES, IMPORTANCES, LR_SCHEDULES, MEMORY_FORMATS, PENALTIES, SELECTIONS
 
 
 def _opt(default: object, help: str, choices: tuple | None = None, at_least: float | None = None,
@@ -73,6 +73,9 @@ class PruneSettings:
     bn_recalibrate: bool = _opt(False, "re-estimate BatchNorm statistics on the calibration images after phase 2")
     cache_targets: bool = _opt(True, "compute the original model's layer outputs once (within --cache-mib)")
     cache_mib: int = _opt(4096, "memory budget for cached layer outputs, MiB")
+    memory_format: str = _opt("auto", "tensor layout of PSP's phases: channels_last (NHWC), contiguous (NCHW), or "
+                                      "auto (channels_last on CPU, where it is faster; contiguous on CUDA)",
+                              MEMORY_FORMATS)
     # Recovery controls (oneshot_kd, oneshot_ft): PSP's optimiser, batch size, BN mode and penalty + rec epochs
     distill_loss: str = _opt("mse", "oneshot_kd's loss on the logits: PSP's normalised squared error, or KL at T=1",
                              DISTILL_LOSSES)

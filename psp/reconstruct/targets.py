@@ -5,12 +5,14 @@ squared norm per layer (the loss's denominators); otherwise they are recomputed 
 more time). ``keep`` restricts a layer's targets to the output channels that survive pruning. The cache is written
 batch by batch into tensors allocated once (no pieces concatenated: half the memory traffic, no second copy at the
 peak), and so are the per-image norms (no full-size temporary); training batches are gathered into buffers allocated
-once.
+once. Every cached, gathered and restricted target keeps the layout the original model produced it in (channels-last
+when PSP runs so: ``psp.reconstruct.layout``).
 """
 
 import torch
 from torch import nn
 
+from psp.reconstruct import layout
 from psp.reconstruct.taps import LayerTaps
 
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]  # targets, denominators (sum of squares)
@@ -36,7 +38,7 @@ class TargetStore:
             for name, out in self._compute(torch.arange(start, min(start + self.batch_size, n),
                                                         device=self.images.device)).items():
                 if name not in self.cached:
-                    self.cached[name] = out.new_empty((n, *out.shape[1:]))
+                    self.cached[name] = layout.empty_rows(out, n)
                 self.cached[name][start:start + len(out)] = out
         self._index_norms()
 
@@ -47,7 +49,7 @@ class TargetStore:
             self.sqnorms[name] = t.new_empty(len(t))
             for start in range(0, len(t), self.batch_size):
                 rows = t[start:start + self.batch_size]
-                self.sqnorms[name][start:start + len(rows)] = rows.flatten(1).pow(2).sum(1)
+                self.sqnorms[name][start:start + len(rows)] = layout.in_memory_order(rows).flatten(1).pow(2).sum(1)
         self._buffers = {}
 
     @torch.no_grad()
@@ -55,8 +57,8 @@ class TargetStore:
         """The targets of images ``idx`` (one batch), restricted to ``keep``."""
         with LayerTaps(self.original, self.layers) as taps:
             self.original(self.images[idx])
-        return {n: taps.outputs[n].index_select(1, self.keep[n].to(taps.outputs[n].device)) if n in self.keep
-                else taps.outputs[n] for n in self.layers}
+        return {n: layout.index_select(taps.outputs[n], 1, self.keep[n].to(taps.outputs[n].device))
+                if n in self.keep else taps.outputs[n] for n in self.layers}
 
     @torch.no_grad()
     def bytes_needed(self) -> int:
@@ -73,7 +75,7 @@ class TargetStore:
         store.batch_size, store.keep = self.batch_size, keep
         store.cached, store.sqnorms, store._buffers = None, {}, {}
         if self.cached is not None:
-            store.cached = {n: t.index_select(1, keep[n].to(t.device)) if n in keep else t
+            store.cached = {n: layout.index_select(t, 1, keep[n].to(t.device)) if n in keep else t
                             for n, t in self.cached.items()}
             store._index_norms()
         return store
@@ -86,7 +88,6 @@ class TargetStore:
         targets = {}
         for n, t in self.cached.items():
             if n not in self._buffers or len(self._buffers[n]) < len(idx):
-                self._buffers[n] = t.new_empty((max(len(idx), self.batch_size), *t.shape[1:]))
-            out = self._buffers[n][:len(idx)]
-            targets[n] = torch.index_select(t, 0, idx, out=out)
+                self._buffers[n] = layout.empty_rows(t, max(len(idx), self.batch_size))
+            targets[n] = layout.index_select(t, 0, idx, out=self._buffers[n][:len(idx)])
         return targets, {n: s[idx].sum() for n, s in self.sqnorms.items()}

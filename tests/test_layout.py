@@ -1,0 +1,104 @@
+"""PSP's channels-last path: the layout helpers keep the layout and the values, the loss's gradient is mse_loss's bit
+for bit in the output's layout, the target store caches, gathers and restricts in the layout it was given, and a PSP
+run records its layout, hands back an NCHW model, leaves the caller's model NCHW and matches an NCHW run's phase 1."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from psp.errors import UsageError
+from psp.methods import get_method
+from psp.reconstruct import layout
+from psp.reconstruct.loss import squared_error
+from psp.reconstruct.taps import reconstruction_layers
+from psp.reconstruct.targets import TargetStore
+
+CL = torch.channels_last
+CHEAP = {"target_macs": 2.0, "samples": 64, "batch_size": 32, "lr": 1e-2, "penalty_epochs": 2, "rec_epochs": 2}
+
+
+def _cl(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous(memory_format=CL)
+
+
+def test_auto_is_channels_last_on_cpu_only():
+    assert layout.resolve_memory_format("auto", torch.device("cpu")) == "channels_last"
+    assert layout.resolve_memory_format("auto", torch.device("cuda")) == "contiguous"
+    assert layout.resolve_memory_format("contiguous", torch.device("cpu")) == "contiguous"
+    with pytest.raises(UsageError, match="nhwc"):
+        layout.resolve_memory_format("nhwc", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+def test_index_select_keeps_layout_and_values(dim):
+    t = torch.randn(6, 5, 4, 3)
+    index = torch.tensor([4, 0, 2])
+    expected = t.index_select(dim, index)
+    got = layout.index_select(_cl(t), dim, index)
+    assert layout.is_channels_last(got) and torch.equal(got, expected)
+    assert torch.equal(layout.index_select(t, dim, index), expected)  # NCHW: the built-in, unchanged
+
+
+def test_index_select_into_rows_made_like_the_source():
+    t = _cl(torch.randn(6, 5, 4, 3))
+    out = layout.empty_rows(t, 8)[:3]
+    got = layout.index_select(t, 0, torch.tensor([5, 1, 3]), out=out)
+    assert got.data_ptr() == out.data_ptr() and layout.is_channels_last(got)
+    assert torch.equal(got, t[[5, 1, 3]])
+    assert not layout.is_channels_last(layout.empty_rows(torch.randn(6, 5, 4, 3), 2))
+    assert not layout.is_channels_last(torch.randn(2, 5, 1, 1).contiguous(memory_format=CL))  # same memory as NCHW
+
+
+@pytest.mark.parametrize("fmt", ["contiguous", "channels_last"])
+def test_squared_error_gradient_is_mse_loss_bit_for_bit_in_the_output_layout(fmt):
+    out = layout.to_layout(torch.randn(8, 5, 6, 6) * 3, fmt).requires_grad_()
+    target = layout.to_layout(torch.randn(8, 5, 6, 6), fmt)
+    denominator = torch.tensor(7.3)
+    loss = squared_error(out, target) / denominator
+    (grad,) = torch.autograd.grad(loss, out)
+    (reference,) = torch.autograd.grad(F.mse_loss(out, target, reduction="sum") / denominator, out)
+    assert torch.equal(loss, F.mse_loss(out, target, reduction="sum") / denominator)
+    assert torch.equal(grad, reference)
+    assert layout.is_channels_last(grad) == (fmt == "channels_last")
+
+
+def test_store_caches_gathers_and_restricts_in_its_layout(fresh_base, make_context):
+    original = fresh_base()
+    images = make_context(original, samples=40, target_macs=2.0).calibration()
+    layers = reconstruction_layers(original)
+    plain = TargetStore(original, images, layers, 2**40, batch_size=16)
+    laid = layout.to_memory_format(fresh_base(), "channels_last")
+    store = TargetStore(laid, layout.to_layout(images, "channels_last"), layers, 2**40, batch_size=16)
+    four_d = [n for n in layers if store.cached[n].dim() == 4 and store.cached[n].shape[2] > 1]
+    assert four_d and all(layout.is_channels_last(store.cached[n]) for n in four_d)
+    idx = torch.tensor([39, 2, 17, 5])
+    (targets, denominators), (expected, expected_denominators) = store.batch(idx), plain.batch(idx)
+    for n in layers:  # the same model in another layout: equal up to the kernels' summation order
+        torch.testing.assert_close(targets[n], expected[n], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(denominators[n], expected_denominators[n], rtol=1e-4, atol=1e-5)
+    assert all(layout.is_channels_last(targets[n]) for n in four_d)
+    keep = {n: torch.arange(0, store.cached[n].shape[1], 2) for n in four_d}
+    restricted = store.restrict(keep)
+    for n in four_d:
+        assert layout.is_channels_last(restricted.cached[n])
+        assert torch.equal(restricted.cached[n], store.cached[n].index_select(1, keep[n]))
+
+
+def _run(ctx):
+    torch.manual_seed(ctx.settings.seed)  # as the pipeline does
+    return get_method("psp").run(ctx)
+
+
+def test_psp_runs_channels_last_on_cpu_and_hands_back_nchw(fresh_base, make_context):
+    caller = fresh_base()
+    # A small rate: Adam turns a gradient that differs in its last bits into a step of a full rate either way.
+    fast = _run(make_context(caller, **CHEAP | {"lr": 1e-4}))
+    nchw = _run(make_context(fresh_base(), **CHEAP | {"lr": 1e-4, "memory_format": "contiguous"}))
+    assert fast.extra["memory_format"] == "channels_last" and nchw.extra["memory_format"] == "contiguous"
+    for model in (caller, fast.model):
+        assert all(p.is_contiguous() for p in model.parameters())
+    # Phase 1, before re-selection: the same training up to the kernels' summation order (phase 2 may differ where
+    # two channels' norms tie within it, so it is not compared).
+    phase1 = [[r["loss"] for r in x.tables["losses"] if r["phase"] == 1] for x in (fast, nchw)]
+    assert len(phase1[0]) == CHEAP["penalty_epochs"]
+    assert phase1[0] == pytest.approx(phase1[1], rel=1e-3)
