@@ -41,6 +41,8 @@ def main() -> None:
     p.add_argument("--data", default="imagefolder:../shared/data/cifar10-jpg")
     p.add_argument("--earlier", help="a checkout of the suite whose psp runs as the row psp@before")
     p.add_argument("--released-seconds", type=_released, action="append", default=[], metavar="MODEL=S")
+    p.add_argument("--flags", default="", help="more psp prune flags for this checkout's jobs, not --earlier's "
+                                               "(e.g. --flags='--memory-format contiguous')")
     p.add_argument("--reuse", action="store_true", help="read back jobs that already finished")
     p.add_argument("--out", type=Path, default=Path("results/benchmarks/psp_recipes"))
     args = p.parse_args()
@@ -57,7 +59,7 @@ def main() -> None:
                              "--checkpoint", args.checkpoints.format(model=model), "--data", args.data,
                              "--normalize", "imagenet", "--target-macs", str(args.target),
                              "--samples", str(args.samples), "--seed", str(seed), "--threads", str(args.threads),
-                             "--latency-repeats", "0"],
+                             "--latency-repeats", "0", *([] if method.endswith("@before") else args.flags.split())],
                             args.out / "jobs" / tag, args.out / "jobs" / f"{tag}.log", reuse=args.reuse,
                             pythonpath=args.earlier if method.endswith("@before") else None)
                 rows.append({"model": model, "method": method, "seed": seed, "top1": m["top1"],

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from psp.errors import UsageError
 from psp.methods import get_method
+from psp.models.resnet_cifar_a import CifarResNetA
 from psp.reconstruct import layout
 from psp.reconstruct.loss import squared_error
 from psp.reconstruct.taps import reconstruction_layers
@@ -21,12 +22,16 @@ def _cl(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=CL)
 
 
-def test_auto_is_channels_last_on_cpu_only():
-    assert layout.resolve_memory_format("auto", torch.device("cpu")) == "channels_last"
-    assert layout.resolve_memory_format("auto", torch.device("cuda")) == "contiguous"
-    assert layout.resolve_memory_format("contiguous", torch.device("cpu")) == "contiguous"
+def test_auto_is_channels_last_on_cpu_for_wide_convolutions_only():
+    wide, narrow = CifarResNetA(20), CifarResNetA(8, width=8)  # 16-64 channels; 8-32 (resnet8_tiny's)
+    cpu = torch.device("cpu")
+    assert layout.resolve_memory_format("auto", cpu, wide) == "channels_last"
+    assert layout.resolve_memory_format("auto", cpu, narrow) == "contiguous"
+    assert layout.resolve_memory_format("auto", cpu, torch.nn.Linear(4, 2)) == "contiguous"
+    assert layout.resolve_memory_format("auto", torch.device("cuda"), wide) == "contiguous"
+    assert layout.resolve_memory_format("channels_last", cpu, narrow) == "channels_last"
     with pytest.raises(UsageError, match="nhwc"):
-        layout.resolve_memory_format("nhwc", torch.device("cpu"))
+        layout.resolve_memory_format("nhwc", cpu, wide)
 
 
 @pytest.mark.parametrize("dim", [0, 1])
@@ -89,10 +94,10 @@ def _run(ctx):
     return get_method("psp").run(ctx)
 
 
-def test_psp_runs_channels_last_on_cpu_and_hands_back_nchw(fresh_base, make_context):
+def test_psp_runs_channels_last_and_hands_back_nchw(fresh_base, make_context):
     caller = fresh_base()
     # A small rate: Adam turns a gradient that differs in its last bits into a step of a full rate either way.
-    fast = _run(make_context(caller, **CHEAP | {"lr": 1e-4}))
+    fast = _run(make_context(caller, **CHEAP | {"lr": 1e-4, "memory_format": "channels_last"}))
     nchw = _run(make_context(fresh_base(), **CHEAP | {"lr": 1e-4, "memory_format": "contiguous"}))
     assert fast.extra["memory_format"] == "channels_last" and nchw.extra["memory_format"] == "contiguous"
     for model in (caller, fast.model):

@@ -7,9 +7,10 @@ balanced per-layer learning rates. Every behaviour of the released code is a set
 default (``psp.settings``); the ablations are registered variants. Labels are never read.
 
 Speed (the released code's computation): the original model's layer outputs for the calibration images are computed
-once and reused by both phases when they fit ``--cache-mib`` (they never change: no augmentation). On CPU both phases
-run channels-last (``--memory-format``, ``psp.reconstruct.layout``), where oneDNN's convolutions are fastest; that
-changes only the order of sums inside kernels, and the pruned model is handed back NCHW.
+once and reused by both phases when they fit ``--cache-mib`` (they never change: no augmentation). On CPU, a model
+whose convolutions all have 16 channels or more runs both phases channels-last (``--memory-format``,
+``psp.reconstruct.layout``), where oneDNN's convolutions are faster; that changes only the order of sums inside
+kernels, and the pruned model is handed back NCHW.
 """
 
 import copy
@@ -84,7 +85,7 @@ def _weight_change(before: dict[str, torch.Tensor], model: nn.Module) -> list[di
 
 def run_psp(ctx: PruneContext) -> MethodResult:
     s = ctx.settings
-    fmt = layout.resolve_memory_format(s.memory_format, torch.device(ctx.device))
+    fmt = layout.resolve_memory_format(s.memory_format, torch.device(ctx.device), ctx.model)
     images = ctx.calibration().to(ctx.device)
     with layout.laid_out(ctx.model.eval(), fmt) as original:
         result = _run_psp(ctx, original, layout.to_layout(images, fmt), fmt)

@@ -1,7 +1,8 @@
 """Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU, where oneDNN is fastest.
 
-On CPU, oneDNN runs a 16-channel 3×3 convolution at 32×32 three times faster in channels-last than in NCHW, forward
-and backward (a full-width ResNet-56 training step: 0.71 s against 0.91 s, ``benchmarks/psp_layout.py``). The gain
+On CPU, oneDNN runs a 16-channel 3×3 convolution at 32×32 about 1.7× faster in channels-last than in NCHW, forward
+and backward in a ResNet-56 (a full-width training step of PSP's phase 1: 0.77-0.89× the NCHW time,
+``benchmarks/psp_layout.py``). The gain
 holds only if every tensor of the step keeps that layout: one NCHW gradient meeting a channels-last BatchNorm sends
 its backward down a slow path (12× measured). So the targets are cached, gathered and restricted in the layout they
 were produced in (the helpers here), and the loss's gradient keeps its output's layout (``psp.reconstruct.loss``).
@@ -20,18 +21,24 @@ from psp.errors import choice_error
 from psp.options import MEMORY_FORMATS
 
 FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+# oneDNN's AVX-512 kernels work on blocks of 16 channels, and narrower layers gain nothing channels-last: PSP on
+# resnet8_tiny (8-32 channels, MNIST) took 2.5 s NCHW and 2.7-3.0 s channels-last, on ResNet-56 (16-64) 0.88-0.96x.
+MIN_CHANNELS_LAST_WIDTH = 16
 _NHWC = (0, 2, 3, 1)  # NCHW dimensions in channels-last memory order
 _NCHW = (0, 3, 1, 2)  # and back
 
 
-def resolve_memory_format(setting: str, device: torch.device) -> str:
-    """``auto``: channels-last on CPU (measured faster), NCHW on CUDA (not measured here: cuDNN's choice in fp32 is
-    left as it was); an explicit choice stands."""
+def resolve_memory_format(setting: str, device: torch.device, model: nn.Module) -> str:
+    """``auto``: channels-last on CPU when every 2-d convolution of ``model`` has at least 16 output channels (where
+    it was measured faster), NCHW otherwise and on CUDA (not measured: cuDNN's fp32 choice is left as it was); an
+    explicit choice stands."""
     if setting not in MEMORY_FORMATS:
         raise choice_error("memory format", setting, MEMORY_FORMATS)
-    if setting == "auto":
-        return "channels_last" if device.type == "cpu" else "contiguous"
-    return setting
+    if setting != "auto":
+        return setting
+    widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    wide = bool(widths) and min(widths) >= MIN_CHANNELS_LAST_WIDTH
+    return "channels_last" if device.type == "cpu" and wide else "contiguous"
 
 
 def is_channels_last(t: torch.Tensor) -> bool:
