@@ -1,11 +1,10 @@
-"""Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU, where oneDNN is fastest.
+"""Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU for models wide enough to gain from it.
 
-On CPU, oneDNN runs a 16-channel 3×3 convolution at 32×32 about 1.7× faster in channels-last than in NCHW, forward
-and backward in a ResNet-56 (a full-width training step of PSP's phase 1: 0.77-0.89× the NCHW time,
-``benchmarks/psp_layout.py``). The gain
-holds only if every tensor of the step keeps that layout: one NCHW gradient meeting a channels-last BatchNorm sends
-its backward down a slow path (12× measured). So the targets are cached, gathered and restricted in the layout they
-were produced in (the helpers here), and the loss's gradient keeps its output's layout (``psp.reconstruct.loss``).
+On CPU, oneDNN runs the 16-channel 3×3 convolutions of a ResNet-56's first stage about 1.7× faster channels-last than
+NCHW, forward and backward (a full-width phase-1 step: 0.77-0.89× the NCHW time, ``benchmarks/psp_layout.py``). The
+gain holds only if every tensor of the step keeps that layout: one NCHW gradient meeting a channels-last BatchNorm
+sends its backward down a slow path (12× measured). So the targets are cached, gathered and restricted in the layout
+they were produced in (the helpers here), and the loss's gradient keeps its output's layout (``psp.reconstruct.loss``).
 
 The layout changes the order of floating-point sums inside the kernels, not the arithmetic: results differ from an
 NCHW run as they do between two CPU kernels (AVX2 against AVX-512). ``contiguous`` reproduces an NCHW run exactly.
