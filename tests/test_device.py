@@ -151,6 +151,17 @@ def test_every_method_prunes_on_the_device(method, trained, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["macs_reduction"] > 1 or method == "dense_bn"
 
 
+def test_psp_channels_last_on_the_device(trained, tmp_path):
+    """The channels-last path (layout-keeping gathers, buffers, the loss's backward) makes its tensors on the device."""
+    settings = PruneSettings(target_macs=1.5, samples=64, batch_size=32, penalty_epochs=1, rec_epochs=1,
+                             memory_format="channels_last")
+    opts = pipeline.RunOptions(threads=1, device="cuda", latency_repeats=0)
+    with EmulatedCuda():
+        metrics = pipeline.prune_run("psp", str(trained.checkpoint), None, None, None, settings, tmp_path, opts,
+                                     dense_metrics=trained.dir / "metrics.json")
+    assert metrics["memory_format"] == "channels_last" and metrics["macs_reduction"] > 1
+
+
 def test_training_runs_on_the_device(tmp_path):
     opts = pipeline.RunOptions(threads=1, device="cuda", latency_repeats=0)
     with EmulatedCuda():
