@@ -39,6 +39,7 @@ from psp.runtime import (
     configure,
     peak_memory_mib,
     provenance,
+    release_freed_memory,
     reset_peak_memory,
     settings_hash,
     write_json,
@@ -257,6 +258,7 @@ def prune_runs(method_name: str, checkpoint: str, model_name: str | None, data: 
                dense_metrics)
     results = []
     for settings, out in runs:
+        release_freed_memory()  # the runs before kept theirs (runtime.keep_freed_memory): not this run's peak
         reset_peak_memory()
         metrics = job.run(copy.deepcopy(model), settings, out)
         metrics["peak_rss_mib"] = peak_memory_mib()  # this run's, the shared loading included (still resident)

@@ -74,8 +74,9 @@ class PruneSettings:
     cache_targets: bool = _opt(True, "compute the original model's layer outputs once (within --cache-mib)")
     cache_mib: int = _opt(4096, "memory budget for cached layer outputs, MiB")
     memory_format: str = _opt("auto", "tensor layout of PSP's phases: channels_last (NHWC), contiguous (NCHW), or "
-                                      "auto (channels_last on CPU when every convolution has >= 16 channels, where "
-                                      "it was measured faster; else contiguous, and on CUDA)", MEMORY_FORMATS)
+                                      "auto (channels_last on CPU when every convolution's width is a multiple of 16, "
+                                      "where it was measured faster; else contiguous, and on CUDA); auto is "
+                                      "resolved again for the pruned model of phase 2", MEMORY_FORMATS)
     # Recovery controls (oneshot_kd, oneshot_ft): PSP's optimiser, batch size, BN mode and penalty + rec epochs
     distill_loss: str = _opt("mse", "oneshot_kd's loss on the logits: PSP's normalised squared error, or KL at T=1",
                              DISTILL_LOSSES)

@@ -1,6 +1,9 @@
 """PSP's channels-last path: the layout helpers keep the layout and the values, the loss's gradient is mse_loss's bit
 for bit in the output's layout, the target store caches, gathers and restricts in the layout it was given, and a PSP
-run records its layout, hands back an NCHW model, leaves the caller's model NCHW and matches an NCHW run's phase 1."""
+run records its layouts (phase 2's resolved again for the pruned model), hands back an NCHW model, leaves the caller's
+model NCHW and matches an NCHW run's phase 1."""
+
+import math
 
 import pytest
 import torch
@@ -22,11 +25,12 @@ def _cl(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=CL)
 
 
-def test_auto_is_channels_last_on_cpu_for_wide_convolutions_only():
+def test_auto_is_channels_last_on_cpu_for_widths_in_blocks_of_16_only():
     wide, narrow = CifarResNetA(20), CifarResNetA(8, width=8)  # 16-64 channels; 8-32 (resnet8_tiny's)
     cpu = torch.device("cpu")
     assert layout.resolve_memory_format("auto", cpu, wide) == "channels_last"
     assert layout.resolve_memory_format("auto", cpu, narrow) == "contiguous"
+    assert layout.resolve_memory_format("auto", cpu, CifarResNetA(8, width=24)) == "contiguous"  # 24-96: unblocked
     assert layout.resolve_memory_format("auto", cpu, torch.nn.Linear(4, 2)) == "contiguous"
     assert layout.resolve_memory_format("auto", torch.device("cuda"), wide) == "contiguous"
     assert layout.resolve_memory_format("channels_last", cpu, narrow) == "channels_last"
@@ -62,9 +66,17 @@ def test_squared_error_gradient_is_mse_loss_bit_for_bit_in_the_output_layout(fmt
     loss = squared_error(out, target) / denominator
     (grad,) = torch.autograd.grad(loss, out)
     (reference,) = torch.autograd.grad(F.mse_loss(out, target, reduction="sum") / denominator, out)
-    assert torch.equal(loss, F.mse_loss(out, target, reduction="sum") / denominator)
+    assert loss.item() == pytest.approx((out.double() - target.double()).pow(2).sum().item() / 7.3, rel=1e-6)
     assert torch.equal(grad, reference)
     assert layout.is_channels_last(grad) == (fmt == "channels_last")
+
+
+def test_squared_error_backward_runs_once():
+    out = torch.randn(4, 3, requires_grad=True)
+    loss = squared_error(out, torch.zeros(4, 3))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        loss.backward()
 
 
 def test_store_caches_gathers_and_restricts_in_its_layout(fresh_base, make_context):
@@ -83,10 +95,22 @@ def test_store_caches_gathers_and_restricts_in_its_layout(fresh_base, make_conte
         torch.testing.assert_close(denominators[n], expected_denominators[n], rtol=1e-4, atol=1e-5)
     assert all(layout.is_channels_last(targets[n]) for n in four_d)
     keep = {n: torch.arange(0, store.cached[n].shape[1], 2) for n in four_d}
-    restricted = store.restrict(keep)
+    restricted, nchw = store.restrict(keep), store.restrict(keep, "contiguous")
     for n in four_d:
         assert layout.is_channels_last(restricted.cached[n])
         assert torch.equal(restricted.cached[n], store.cached[n].index_select(1, keep[n]))
+        assert nchw.cached[n].is_contiguous() and torch.equal(nchw.cached[n], restricted.cached[n])
+    assert torch.allclose(nchw.sqnorms[four_d[0]], restricted.sqnorms[four_d[0]], rtol=1e-5)  # another sum order
+
+
+def test_uncached_store_hands_targets_out_in_its_layout(fresh_base, make_context):
+    laid = layout.to_memory_format(fresh_base(), "channels_last")
+    images = layout.to_layout(make_context(fresh_base(), samples=8, target_macs=2.0).calibration(), "channels_last")
+    layers = reconstruction_layers(laid)
+    store = TargetStore(laid, images, layers, cache_bytes=0, batch_size=4, fmt="contiguous")
+    assert store.cached is None
+    targets, _ = store.batch(torch.tensor([3, 1]))
+    assert all(t.is_contiguous() for t in targets.values())
 
 
 def _run(ctx):
@@ -107,3 +131,13 @@ def test_psp_runs_channels_last_and_hands_back_nchw(fresh_base, make_context):
     phase1 = [[r["loss"] for r in x.tables["losses"] if r["phase"] == 1] for x in (fast, nchw)]
     assert len(phase1[0]) == CHEAP["penalty_epochs"]
     assert phase1[0] == pytest.approx(phase1[1], rel=1e-3)
+
+
+def test_auto_runs_phase_2_in_the_layout_of_the_pruned_model(make_context):
+    torch.manual_seed(0)
+    blocked = CifarResNetA(8, in_channels=1, width=16).eval()  # 16-64 channels: phase 1 channels-last
+    result = _run(make_context(blocked, **CHEAP))
+    # Pruned to about half the MACs, its widths are no longer multiples of 16: phase 2 runs NCHW.
+    assert result.extra["memory_format"] == "channels_last" and result.extra["rec_memory_format"] == "contiguous"
+    assert all(p.is_contiguous() for p in result.model.parameters())
+    assert all(math.isfinite(r["loss"]) for r in result.tables["losses"])

@@ -88,7 +88,7 @@ def run_psp(ctx: PruneContext) -> MethodResult:
     fmt = layout.resolve_memory_format(s.memory_format, torch.device(ctx.device), ctx.model)
     images = ctx.calibration().to(ctx.device)
     with layout.laid_out(ctx.model.eval(), fmt) as original:
-        result = _run_psp(ctx, original, layout.to_layout(images, fmt), fmt)
+        result = _run_psp(ctx, original, images, fmt)
     model = layout.to_memory_format(result.model, "contiguous")
     if s.bn_recalibrate:  # in the layout the model is handed back in: re-estimating them again changes nothing
         result.images_seen += recalibrate_batchnorm(model, images, s.batch_size)
@@ -98,7 +98,8 @@ def run_psp(ctx: PruneContext) -> MethodResult:
 
 
 def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: str) -> MethodResult:
-    """Both phases and the removal between them, in layout ``fmt`` (``original`` and ``images`` already are)."""
+    """Both phases and the removal between them: phase 1 in layout ``fmt`` (``original``'s), phase 2 in the layout
+    resolved again for the pruned model, whose narrower layers may be faster in another (``rec_memory_format``)."""
     s = ctx.settings
     layers = reconstruction_layers(original)
     cache_bytes = s.cache_mib * 2**20 if s.cache_targets else 0
@@ -107,28 +108,32 @@ def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: 
     losses: list[dict] = []
     store = None
     if s.penalty_epochs > 0:
-        store = TargetStore(original, images, layers, cache_bytes, s.batch_size)
+        laid = layout.to_layout(images, fmt)
+        store = TargetStore(original, laid, layers, cache_bytes, s.batch_size)
         slices = list(selected_slices(model, selection, ctx.example))
         optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
-        losses += _reconstruct(model, store, images, layers, optimizer, s.penalty_epochs, s, 1, penalty=slices)
+        losses += _reconstruct(model, store, laid, layers, optimizer, s.penalty_epochs, s, 1, penalty=slices)
         if s.reselect:
             model.eval()
             selection = ctx.select(model)
     keep = kept_outputs(model, selection, ctx.example)
     remove_channels(model, selection, ctx.example)
-    layout.to_memory_format(model, fmt)  # removal makes new weights, NCHW
+    rec_fmt = layout.resolve_memory_format(s.memory_format, torch.device(ctx.device), model)
+    layout.to_memory_format(model, rec_fmt)  # removal makes new weights, NCHW
     convs = [n for n in layers if isinstance(model.get_submodule(n), (nn.Conv2d, nn.Linear))]
     before = {n: model.get_submodule(n).weight.detach().clone() for n in convs}
     if s.rec_epochs > 0:
         # Restricting drops the full-width cache, so memory stays bounded; without phase 1 the surviving channels are
         # known before any target is computed, and only those are.
-        store = store.restrict(keep) if store else TargetStore(original, images, layers, cache_bytes, s.batch_size,
-                                                              keep)
+        store = store.restrict(keep, rec_fmt) if store else TargetStore(
+            original, layout.to_layout(images, fmt), layers, cache_bytes, s.batch_size, keep, rec_fmt)
         optimizer = reconstruction_optimizer(model, layers, s.lr, s.balanced, s.balance_power)
-        losses += _reconstruct(model, store, images, layers, optimizer, s.rec_epochs, s, 2)
+        losses += _reconstruct(model, store, layout.to_layout(images, rec_fmt), layers, optimizer, s.rec_epochs, s,
+                               2)
     return MethodResult(model, selection, images_seen=len(images) * (s.penalty_epochs + s.rec_epochs),
                         tables={"losses": losses, "weight_change": _weight_change(before, model)},
-                        extra={"cached_targets": store is not None and store.cached is not None})
+                        extra={"cached_targets": store is not None and store.cached is not None,
+                               "rec_memory_format": rec_fmt})
 
 
 # What a budget ladder scales: both phases' epochs (a variant that drops a phase keeps it at 0).

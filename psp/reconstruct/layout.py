@@ -20,24 +20,27 @@ from psp.errors import choice_error
 from psp.options import MEMORY_FORMATS
 
 FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-# oneDNN's AVX-512 kernels work on blocks of 16 channels, and narrower layers gain nothing channels-last: PSP on
-# resnet8_tiny (8-32 channels, MNIST) took 2.5 s NCHW and 2.7-3.0 s channels-last, on ResNet-56 (16-64) 0.88-0.96x.
-MIN_CHANNELS_LAST_WIDTH = 16
+# oneDNN's AVX-512 kernels and ATen's channels-last BatchNorm work on blocks of 16 channels. Other widths lose:
+# BatchNorm's forward and backward at 128x{8,9,11}x32x32 took 11-21 ms channels-last against 1.7-3.0 ms NCHW, at
+# 24 and 56 channels 3.4 and 0.80 ms against 1.1 and 0.72, at 16, 32 and 64 channels-last was faster; PSP on
+# resnet8_tiny (8-32 channels) took 2.5 s NCHW and 2.7-3.0 s channels-last, on ResNet-56 (16-64) 0.88-0.96x; a
+# pruned ResNet-56's phase-2 step (7-56 channels) 0.59-0.69 s NCHW against 0.75-0.92 s channels-last.
+CHANNELS_LAST_BLOCK = 16
 _NHWC = (0, 2, 3, 1)  # NCHW dimensions in channels-last memory order
 _NCHW = (0, 3, 1, 2)  # and back
 
 
 def resolve_memory_format(setting: str, device: torch.device, model: nn.Module) -> str:
-    """``auto``: channels-last on CPU when every 2-d convolution of ``model`` has at least 16 output channels (where
-    it was measured faster), NCHW otherwise and on CUDA (not measured: cuDNN's fp32 choice is left as it was); an
-    explicit choice stands."""
+    """``auto``: channels-last on CPU when every 2-d convolution of ``model`` has a multiple of 16 output channels
+    (where it was measured faster), NCHW otherwise and on CUDA (not measured: cuDNN's fp32 choice is left as it
+    was); an explicit choice stands."""
     if setting not in MEMORY_FORMATS:
         raise choice_error("memory format", setting, MEMORY_FORMATS)
     if setting != "auto":
         return setting
     widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
-    wide = bool(widths) and min(widths) >= MIN_CHANNELS_LAST_WIDTH
-    return "channels_last" if device.type == "cpu" and wide else "contiguous"
+    blocked = bool(widths) and all(w % CHANNELS_LAST_BLOCK == 0 for w in widths)
+    return "channels_last" if device.type == "cpu" and blocked else "contiguous"
 
 
 def is_channels_last(t: torch.Tensor) -> bool:

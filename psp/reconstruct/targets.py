@@ -5,8 +5,8 @@ squared norm per layer (the loss's denominators); otherwise they are recomputed 
 more time). ``keep`` restricts a layer's targets to the output channels that survive pruning. The cache is written
 batch by batch into tensors allocated once (no pieces concatenated: half the memory traffic, no second copy at the
 peak), and so are the per-image norms (no full-size temporary); training batches are gathered into buffers allocated
-once. Every cached, gathered and restricted target keeps the layout the original model produced it in (channels-last
-when PSP runs so: ``psp.reconstruct.layout``).
+once. Targets are cached, gathered and restricted in one layout (``fmt``: channels-last when PSP runs so,
+``psp.reconstruct.layout``), by default the one the original model produces them in; phase 2 may run in another.
 """
 
 import torch
@@ -20,9 +20,10 @@ Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]  # targets, deno
 
 class TargetStore:
     def __init__(self, original: nn.Module, images: torch.Tensor, layers: list[str], cache_bytes: int,
-                 batch_size: int, keep: dict[str, torch.Tensor] | None = None) -> None:
+                 batch_size: int, keep: dict[str, torch.Tensor] | None = None, fmt: str | None = None) -> None:
         self.original, self.images, self.layers = original, images, layers
         self.keep = keep or {}
+        self.fmt = fmt
         self.batch_size = batch_size
         self.cached: dict[str, torch.Tensor] | None = None
         self.sqnorms: dict[str, torch.Tensor] = {}
@@ -54,11 +55,10 @@ class TargetStore:
 
     @torch.no_grad()
     def _compute(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The targets of images ``idx`` (one batch), restricted to ``keep``."""
+        """The targets of images ``idx`` (one batch), restricted to ``keep``, in layout ``fmt``."""
         with LayerTaps(self.original, self.layers) as taps:
             self.original(self.images[idx])
-        return {n: layout.index_select(taps.outputs[n], 1, self.keep[n].to(taps.outputs[n].device))
-                if n in self.keep else taps.outputs[n] for n in self.layers}
+        return {n: _restricted(taps.outputs[n], self.keep.get(n), self.fmt) for n in self.layers}
 
     @torch.no_grad()
     def bytes_needed(self) -> int:
@@ -68,15 +68,15 @@ class TargetStore:
         per_image = sum(taps.outputs[n][:1].numel() * taps.outputs[n].element_size() for n in self.layers)
         return per_image * len(self.images)
 
-    def restrict(self, keep: dict[str, torch.Tensor]) -> "TargetStore":
-        """The same targets limited to surviving output channels, reusing the cache when there is one."""
+    def restrict(self, keep: dict[str, torch.Tensor], fmt: str | None = None) -> "TargetStore":
+        """The same targets limited to surviving output channels, in layout ``fmt`` (default: this store's),
+        reusing the cache when there is one."""
         store = object.__new__(TargetStore)
         store.original, store.images, store.layers = self.original, self.images, self.layers
-        store.batch_size, store.keep = self.batch_size, keep
+        store.batch_size, store.keep, store.fmt = self.batch_size, keep, fmt or self.fmt
         store.cached, store.sqnorms, store._buffers = None, {}, {}
         if self.cached is not None:
-            store.cached = {n: layout.index_select(t, 1, keep[n].to(t.device)) if n in keep else t
-                            for n, t in self.cached.items()}
+            store.cached = {n: _restricted(t, keep.get(n), store.fmt) for n, t in self.cached.items()}
             store._index_norms()
         return store
 
@@ -91,3 +91,11 @@ class TargetStore:
                 self._buffers[n] = layout.empty_rows(t, max(len(idx), self.batch_size))
             targets[n] = layout.index_select(t, 0, idx, out=self._buffers[n][:len(idx)])
         return targets, {n: s[idx].sum() for n, s in self.sqnorms.items()}
+
+
+def _restricted(t: torch.Tensor, keep: torch.Tensor | None, fmt: str | None) -> torch.Tensor:
+    """``t``'s output channels ``keep`` (all if None), in layout ``fmt`` (None: ``t``'s), copied at most once."""
+    if keep is not None:
+        keep = keep.to(t.device)
+        t = layout.index_select(t, 1, keep) if fmt in (None, "channels_last") else t.index_select(1, keep)
+    return t if fmt is None else layout.to_layout(t, fmt)
