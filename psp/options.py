@@ -8,6 +8,7 @@ PENALTIES = ("replace", "add", "decay")
 LR_SCHEDULES = ("constant", "cosine", "phase2_cosine")
 BN_MODES = ("train", "eval")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")  # layout of PSP's reconstruction (psp.reconstruct.layout)
+CONV_INPUT_GRADS = ("auto", "forward", "native")  # how it computes input gradients (psp.reconstruct.conv_grad)
 DISTILL_LOSSES = ("mse", "kl")
 USES = ("calibration", "labels", "none")  # the data a method reads
 # How a method is grouped in tables, figures and claims, in table order: PSP and its ablations, the controls that

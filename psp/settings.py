@@ -11,7 +11,16 @@ one-line message. No torch here, so the command line checks its arguments before
 from dataclasses import asdict, dataclass, field, fields
 
 from psp.errors import UsageError, choice_error
-from psp.options import BN_MODES, DISTILL_LOSSES, IMPORTANCES, LR_SCHEDULES, MEMORY_FORMATS, PENALTIES, SELECTIONS
+from psp.options import (
+    BN_MODES,
+    CONV_INPUT_GRADS,
+    DISTILL_LOSSES,
+    IMPORTANCES,
+    LR_SCHEDULES,
+    MEMORY_FORMATS,
+    PENALTIES,
+    SELECTIONS,
+)
 
 
 def _opt(default: object, help: str, choices: tuple | None = None, at_least: float | None = None,
@@ -77,6 +86,10 @@ class PruneSettings:
                                       "auto (channels_last on CPU when every convolution's width is a multiple of 16, "
                                       "where it was measured faster; else contiguous, and on CUDA); auto is "
                                       "resolved again for the pruned model of phase 2", MEMORY_FORMATS)
+    conv_input_grad: str = _opt("auto", "how PSP's phases compute a stride-1 same convolution's input gradient: "
+                                        "native (the backend's backward kernel), forward (a forward convolution with "
+                                        "the flipped kernel, the same sums in another order), or auto (forward on "
+                                        "CPU in NCHW, where it was measured faster; else native)", CONV_INPUT_GRADS)
     # Recovery controls (oneshot_kd, oneshot_ft): PSP's optimiser, batch size, BN mode and penalty + rec epochs
     distill_loss: str = _opt("mse", "oneshot_kd's loss on the logits: PSP's normalised squared error, or KL at T=1",
                              DISTILL_LOSSES)

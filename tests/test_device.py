@@ -162,6 +162,17 @@ def test_psp_channels_last_on_the_device(trained, tmp_path):
     assert metrics["memory_format"] == "channels_last" and metrics["macs_reduction"] > 1
 
 
+def test_psp_forward_input_gradients_on_the_device(trained, tmp_path):
+    """The flipped kernels of psp.reconstruct.conv_grad stay on the device (auto would not choose them on CUDA)."""
+    settings = PruneSettings(target_macs=1.5, samples=64, batch_size=32, penalty_epochs=1, rec_epochs=1,
+                             conv_input_grad="forward")
+    opts = pipeline.RunOptions(threads=1, device="cuda", latency_repeats=0)
+    with EmulatedCuda():
+        metrics = pipeline.prune_run("psp", str(trained.checkpoint), None, None, None, settings, tmp_path, opts,
+                                     dense_metrics=trained.dir / "metrics.json")
+    assert metrics["conv_input_grad"] == metrics["rec_conv_input_grad"] == "forward"
+
+
 def test_training_runs_on_the_device(tmp_path):
     opts = pipeline.RunOptions(threads=1, device="cuda", latency_repeats=0)
     with EmulatedCuda():

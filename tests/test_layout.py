@@ -139,5 +139,7 @@ def test_auto_runs_phase_2_in_the_layout_of_the_pruned_model(make_context):
     result = _run(make_context(blocked, **CHEAP))
     # Pruned to about half the MACs, its widths are no longer multiples of 16: phase 2 runs NCHW.
     assert result.extra["memory_format"] == "channels_last" and result.extra["rec_memory_format"] == "contiguous"
+    # and computes its convolutions' input gradients as forward convolutions (psp.reconstruct.conv_grad)
+    assert result.extra["conv_input_grad"] == "native" and result.extra["rec_conv_input_grad"] == "forward"
     assert all(p.is_contiguous() for p in result.model.parameters())
     assert all(math.isfinite(r["loss"]) for r in result.tables["losses"])

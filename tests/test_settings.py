@@ -36,5 +36,5 @@ def test_the_vocabularies_are_the_settings_choices():
     assert choices == {"importance": options.IMPORTANCES, "selection": options.SELECTIONS,
                        "penalty": options.PENALTIES, "lr_schedule": options.LR_SCHEDULES,
                        "bn_mode": options.BN_MODES, "distill_loss": options.DISTILL_LOSSES,
-                       "memory_format": options.MEMORY_FORMATS}
+                       "memory_format": options.MEMORY_FORMATS, "conv_input_grad": options.CONV_INPUT_GRADS}
     assert PruneSettings(ratio=0.5, penalty_epochs=0).ratio == 0.5  # the defaults and valid values pass

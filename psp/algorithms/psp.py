@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from psp.methods import MethodResult, PruneContext, register_method, with_settings
-from psp.reconstruct import layout
+from psp.reconstruct import conv_grad, layout
 from psp.reconstruct.batchnorm import recalibrate_batchnorm
 from psp.reconstruct.loss import holistic_loss
 from psp.reconstruct.optim import phase_schedule, reconstruction_optimizer
@@ -101,6 +101,8 @@ def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: 
     """Both phases and the removal between them: phase 1 in layout ``fmt`` (``original``'s), phase 2 in the layout
     resolved again for the pruned model, whose narrower layers may be faster in another (``rec_memory_format``)."""
     s = ctx.settings
+    device = torch.device(ctx.device)
+    grad = conv_grad.resolve_conv_input_grad(s.conv_input_grad, device, fmt)
     layers = reconstruction_layers(original)
     cache_bytes = s.cache_mib * 2**20 if s.cache_targets else 0
     selection = ctx.select()
@@ -112,13 +114,15 @@ def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: 
         store = TargetStore(original, laid, layers, cache_bytes, s.batch_size)
         slices = list(selected_slices(model, selection, ctx.example))
         optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
-        losses += _reconstruct(model, store, laid, layers, optimizer, s.penalty_epochs, s, 1, penalty=slices)
+        with conv_grad.input_gradients(model, grad):
+            losses += _reconstruct(model, store, laid, layers, optimizer, s.penalty_epochs, s, 1, penalty=slices)
         if s.reselect:
             model.eval()
             selection = ctx.select(model)
     keep = kept_outputs(model, selection, ctx.example)
     remove_channels(model, selection, ctx.example)
-    rec_fmt = layout.resolve_memory_format(s.memory_format, torch.device(ctx.device), model)
+    rec_fmt = layout.resolve_memory_format(s.memory_format, device, model)
+    rec_grad = conv_grad.resolve_conv_input_grad(s.conv_input_grad, device, rec_fmt)
     layout.to_memory_format(model, rec_fmt)  # removal makes new weights, NCHW
     convs = [n for n in layers if isinstance(model.get_submodule(n), (nn.Conv2d, nn.Linear))]
     before = {n: model.get_submodule(n).weight.detach().clone() for n in convs}
@@ -128,12 +132,14 @@ def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: 
         store = store.restrict(keep, rec_fmt) if store else TargetStore(
             original, layout.to_layout(images, fmt), layers, cache_bytes, s.batch_size, keep, rec_fmt)
         optimizer = reconstruction_optimizer(model, layers, s.lr, s.balanced, s.balance_power)
-        losses += _reconstruct(model, store, layout.to_layout(images, rec_fmt), layers, optimizer, s.rec_epochs, s,
-                               2)
+        with conv_grad.input_gradients(model, rec_grad):
+            losses += _reconstruct(model, store, layout.to_layout(images, rec_fmt), layers, optimizer, s.rec_epochs,
+                                   s, 2)
     return MethodResult(model, selection, images_seen=len(images) * (s.penalty_epochs + s.rec_epochs),
                         tables={"losses": losses, "weight_change": _weight_change(before, model)},
                         extra={"cached_targets": store is not None and store.cached is not None,
-                               "rec_memory_format": rec_fmt})
+                               "conv_input_grad": grad, "rec_memory_format": rec_fmt,
+                               "rec_conv_input_grad": rec_grad})
 
 
 # What a budget ladder scales: both phases' epochs (a variant that drops a phase keeps it at 0).
