@@ -37,8 +37,8 @@ def main() -> None:
     from psp.compute import FlopCount
     from psp.models.resnet_cifar_a import CifarResNetA
     from psp.reconstruct import layout
-    from psp.reconstruct.loss import holistic_loss
-    from psp.reconstruct.taps import LayerTaps, reconstruction_layers
+    from psp.reconstruct.loss import HolisticLoss
+    from psp.reconstruct.taps import reconstruction_layers
     from psp.reconstruct.targets import TargetStore
 
     torch.set_num_threads(args.threads)
@@ -57,9 +57,9 @@ def main() -> None:
     def step(fmt: str, i: int) -> None:
         model, laid, store, optimizer = setups[fmt]
         idx = torch.arange(i * args.batch_size, (i + 1) * args.batch_size) % len(laid)
-        with LayerTaps(model, layers) as taps:
+        with HolisticLoss(model, layers, store.batch(idx)) as terms:
             model(laid[idx])
-        loss = holistic_loss(taps.outputs, *store.batch(idx))
+        loss = terms.total()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -13,8 +13,8 @@ from psp.errors import UsageError
 from psp.methods import get_method
 from psp.models.resnet_cifar_a import CifarResNetA
 from psp.reconstruct import layout
-from psp.reconstruct.loss import squared_error
-from psp.reconstruct.taps import reconstruction_layers
+from psp.reconstruct.loss import HolisticLoss, squared_error
+from psp.reconstruct.taps import LayerTaps, reconstruction_layers
 from psp.reconstruct.targets import TargetStore
 
 CL = torch.channels_last
@@ -63,12 +63,35 @@ def test_squared_error_gradient_is_mse_loss_bit_for_bit_in_the_output_layout(fmt
     out = layout.to_layout(torch.randn(8, 5, 6, 6) * 3, fmt).requires_grad_()
     target = layout.to_layout(torch.randn(8, 5, 6, 6), fmt)
     denominator = torch.tensor(7.3)
-    loss = squared_error(out, target) / denominator
+    loss = squared_error(out, target.clone()) / denominator  # it overwrites the target it is given
     (grad,) = torch.autograd.grad(loss, out)
     (reference,) = torch.autograd.grad(F.mse_loss(out, target, reduction="sum") / denominator, out)
     assert loss.item() == pytest.approx((out.double() - target.double()).pow(2).sum().item() / 7.3, rel=1e-6)
     assert torch.equal(grad, reference)
     assert layout.is_channels_last(grad) == (fmt == "channels_last")
+
+
+def test_holistic_loss_in_hooks_equals_a_loss_over_collected_outputs(fresh_base, make_context):
+    """Terms made as each output appears give the gradients of the whole loss written over collected outputs."""
+    original = fresh_base()
+    images = make_context(original, samples=24, target_macs=2.0).calibration()
+    layers = reconstruction_layers(original)
+    store, reference_store = (TargetStore(original, images, layers, 2**40, batch_size=8) for _ in range(2))
+    idx = torch.tensor([5, 17, 2, 9, 11, 0, 23, 4])
+    models = [fresh_base().train(), fresh_base().train()]
+    with HolisticLoss(models[0], layers, store.batch(idx)) as terms:
+        models[0](images[idx])
+    loss = terms.total()
+    with LayerTaps(models[1], layers) as taps:
+        models[1](images[idx])
+    batch = reference_store.batch(idx)
+    reference = sum(F.mse_loss(taps.outputs[n], t, reduction="sum") / d.clamp_min(1e-12)
+                    for n in layers for t, d in [batch.take(n)])
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    loss.backward()
+    reference.backward()
+    for p, q in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7)
 
 
 def test_squared_error_backward_runs_once():
@@ -89,10 +112,12 @@ def test_store_caches_gathers_and_restricts_in_its_layout(fresh_base, make_conte
     four_d = [n for n in layers if store.cached[n].dim() == 4 and store.cached[n].shape[2] > 1]
     assert four_d and all(layout.is_channels_last(store.cached[n]) for n in four_d)
     idx = torch.tensor([39, 2, 17, 5])
-    (targets, denominators), (expected, expected_denominators) = store.batch(idx), plain.batch(idx)
+    batch, expected_batch = store.batch(idx), plain.batch(idx)
+    targets = {}
     for n in layers:  # the same model in another layout: equal up to the kernels' summation order
-        torch.testing.assert_close(targets[n], expected[n], rtol=1e-4, atol=1e-5)
-        torch.testing.assert_close(denominators[n], expected_denominators[n], rtol=1e-4, atol=1e-5)
+        (targets[n], denominator), (expected, expected_denominator) = batch.take(n), expected_batch.take(n)
+        torch.testing.assert_close(targets[n], expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(denominator, expected_denominator, rtol=1e-4, atol=1e-5)
     assert all(layout.is_channels_last(targets[n]) for n in four_d)
     keep = {n: torch.arange(0, store.cached[n].shape[1], 2) for n in four_d}
     restricted, nchw = store.restrict(keep), store.restrict(keep, "contiguous")
@@ -109,8 +134,8 @@ def test_uncached_store_hands_targets_out_in_its_layout(fresh_base, make_context
     layers = reconstruction_layers(laid)
     store = TargetStore(laid, images, layers, cache_bytes=0, batch_size=4, fmt="contiguous")
     assert store.cached is None
-    targets, _ = store.batch(torch.tensor([3, 1]))
-    assert all(t.is_contiguous() for t in targets.values())
+    batch = store.batch(torch.tensor([3, 1]))
+    assert all(batch.take(n)[0].is_contiguous() for n in layers)
 
 
 def _run(ctx):

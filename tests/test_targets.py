@@ -30,10 +30,11 @@ def test_cache_equals_recomputed_targets(original, images):
     fresh = TargetStore(original, images, layers, 0, batch_size=32)
     assert cached.cached is not None and fresh.cached is None
     idx = torch.tensor([70, 3, 41, 12, 79, 0])
-    (t1, d1), (t2, d2) = cached.batch(idx), fresh.batch(idx)
+    b1, b2 = cached.batch(idx), fresh.batch(idx)
     for n in layers:
-        torch.testing.assert_close(t1[n], t2[n], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(d1[n], d2[n], rtol=1e-4, atol=1e-4)
+        (t1, d1), (t2, d2) = b1.take(n), b2.take(n)
+        torch.testing.assert_close(t1, t2, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(d1, d2, rtol=1e-4, atol=1e-4)
 
 
 def test_store_built_with_keep_equals_restricted_store(original, images):

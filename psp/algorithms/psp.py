@@ -25,10 +25,10 @@ from torch import nn
 from psp.methods import MethodResult, PruneContext, register_method, with_settings
 from psp.reconstruct import conv_grad, layout
 from psp.reconstruct.batchnorm import recalibrate_batchnorm
-from psp.reconstruct.loss import holistic_loss
+from psp.reconstruct.loss import HolisticLoss
 from psp.reconstruct.optim import phase_schedule, reconstruction_optimizer
 from psp.reconstruct.penalty import decay_weights, penalise_gradients
-from psp.reconstruct.taps import LayerTaps, reconstruction_layers
+from psp.reconstruct.taps import reconstruction_layers
 from psp.reconstruct.targets import TargetStore
 from psp.settings import PruneSettings
 from psp.structure.removal import kept_outputs, remove_channels, selected_slices
@@ -53,9 +53,9 @@ def _reconstruct(model: nn.Module, store: TargetStore, images: torch.Tensor, lay
         total, start_time = 0.0, time.perf_counter()
         for start in range(0, len(images), settings.batch_size):
             idx = order[start:start + settings.batch_size]
-            with LayerTaps(model, layers) as taps:
+            with HolisticLoss(model, layers, store.batch(idx)) as terms:
                 model(images[idx])
-            loss = holistic_loss(taps.outputs, *store.batch(idx))
+            loss = terms.total()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if penalty:

@@ -4,9 +4,10 @@ They never change (no augmentation), so when they fit the memory budget they are
 squared norm per layer (the loss's denominators); otherwise they are recomputed for every batch (bounded memory,
 more time). ``keep`` restricts a layer's targets to the output channels that survive pruning. The cache is written
 batch by batch into tensors allocated once (no pieces concatenated: half the memory traffic, no second copy at the
-peak), and so are the per-image norms (no full-size temporary); training batches are gathered into buffers allocated
-once. Targets are cached, gathered and restricted in one layout (``fmt``: channels-last when PSP runs so,
-``psp.reconstruct.layout``), by default the one the original model produces them in; phase 2 may run in another.
+peak), and so are the per-image norms (no full-size temporary); training batches are gathered, a layer at a time as
+the loss asks, into buffers allocated once. Targets are cached, gathered and restricted in one layout (``fmt``:
+channels-last when PSP runs so, ``psp.reconstruct.layout``), by default the one the original model produces them
+in; phase 2 may run in another.
 """
 
 import torch
@@ -15,7 +16,27 @@ from torch import nn
 from psp.reconstruct import layout
 from psp.reconstruct.taps import LayerTaps
 
-Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]  # targets, denominators (sum of squares)
+
+class TargetBatch:
+    """One training batch's targets, handed out a layer at a time as the loss reaches it (``take``), so that a
+    cached layer's rows are gathered while its output is still in the processor's cache. The tensor handed out is the
+    caller's to overwrite (the store's buffer for that layer, or a tensor computed for this batch) until the next
+    batch; the denominator is the rows' summed squared norm, taken before."""
+
+    def __init__(self, store: "TargetStore", idx: torch.Tensor) -> None:
+        self.store, self.idx = store, idx
+        self.computed = store._compute(idx) if store.cached is None else None
+
+    def take(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.computed is not None:
+            target = self.computed[name]
+            return target, target.pow(2).sum()
+        store, cached = self.store, self.store.cached[name]
+        idx = self.idx.to(cached.device)
+        buffer = store._buffers.get(name)
+        if buffer is None or len(buffer) < len(idx):
+            buffer = store._buffers[name] = layout.empty_rows(cached, max(len(idx), store.batch_size))
+        return layout.index_select(cached, 0, idx, out=buffer[:len(idx)]), store.sqnorms[name][idx].sum()
 
 
 class TargetStore:
@@ -80,17 +101,9 @@ class TargetStore:
             store._index_norms()
         return store
 
-    def batch(self, idx: torch.Tensor) -> Batch:
-        if self.cached is None:
-            targets = self._compute(idx)
-            return targets, {n: t.pow(2).sum() for n, t in targets.items()}
-        idx = idx.to(next(iter(self.cached.values())).device)
-        targets = {}
-        for n, t in self.cached.items():
-            if n not in self._buffers or len(self._buffers[n]) < len(idx):
-                self._buffers[n] = layout.empty_rows(t, max(len(idx), self.batch_size))
-            targets[n] = layout.index_select(t, 0, idx, out=self._buffers[n][:len(idx)])
-        return targets, {n: s[idx].sum() for n, s in self.sqnorms.items()}
+    def batch(self, idx: torch.Tensor) -> TargetBatch:
+        """The targets of images ``idx``: computed now when nothing is cached, gathered layer by layer otherwise."""
+        return TargetBatch(self, idx)
 
 
 def _restricted(t: torch.Tensor, keep: torch.Tensor | None, fmt: str | None) -> torch.Tensor:
