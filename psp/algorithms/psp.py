@@ -7,10 +7,13 @@ balanced per-layer learning rates. Every behaviour of the released code is a set
 default (``psp.settings``); the ablations are registered variants. Labels are never read.
 
 Speed (the released code's computation): the original model's layer outputs for the calibration images are computed
-once and reused by both phases when they fit ``--cache-mib`` (they never change: no augmentation). On CPU, a model
-whose convolutions all have 16 channels or more runs both phases channels-last (``--memory-format``,
-``psp.reconstruct.layout``), where oneDNN's convolutions are faster; that changes only the order of sums inside
-kernels, and the pruned model is handed back NCHW.
+once and reused by both phases when they fit ``--cache-mib`` (they never change: no augmentation); the loss is summed
+in forward hooks as each output is made (``psp.reconstruct.loss``). On CPU, each phase runs in the layout measured
+faster for its model (``--memory-format``, ``psp.reconstruct.layout``): channels-last when every convolution's width
+is a multiple of 16 (a full-width ResNet-56 in phase 1), NCHW otherwise (its pruned model in phase 2), where same
+convolutions' input gradients are computed as forward convolutions (``--conv-input-grad``,
+``psp.reconstruct.conv_grad``). These change only the order of sums inside kernels; the pruned model is handed back
+NCHW.
 """
 
 import copy

@@ -1,13 +1,16 @@
-"""Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU for models wide enough to gain from it.
+"""Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU for models whose widths come in blocks of 16.
 
 On CPU, oneDNN runs the 16-channel 3×3 convolutions of a ResNet-56's first stage about 1.7× faster channels-last than
 NCHW, forward and backward (a full-width phase-1 step: 0.77-0.89× the NCHW time, ``benchmarks/psp_layout.py``). The
 gain holds only if every tensor of the step keeps that layout: one NCHW gradient meeting a channels-last BatchNorm
 sends its backward down a slow path (12× measured). So the targets are cached, gathered and restricted in the layout
-they were produced in (the helpers here), and the loss's gradient keeps its output's layout (``psp.reconstruct.loss``).
+of the phase they serve (the helpers here), and the loss's gradient keeps its output's layout (``psp.reconstruct.loss``).
+ATen's channels-last BatchNorm is fast only for widths in blocks of 16, so ``auto`` is resolved for each phase's model:
+a pruned model, with widths such as 7-11, 18-26 and 43-56, runs phase 2 NCHW.
 
 The layout changes the order of floating-point sums inside the kernels, not the arithmetic: results differ from an
-NCHW run as they do between two CPU kernels (AVX2 against AVX-512). ``contiguous`` reproduces an NCHW run exactly.
+NCHW run as they do between two CPU kernels (AVX2 against AVX-512). ``contiguous`` with ``--conv-input-grad native``
+reproduces an NCHW run's arithmetic.
 """
 
 from collections.abc import Iterator

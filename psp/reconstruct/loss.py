@@ -14,6 +14,7 @@ order); only logs and the finiteness check read it. The terms are summed in laye
 import torch
 from torch import nn
 
+from psp.reconstruct.taps import LayerHooks
 from psp.reconstruct.targets import TargetBatch
 
 
@@ -43,33 +44,21 @@ def squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return _SquaredError.apply(out, target)
 
 
-class HolisticLoss:
+class HolisticLoss(LayerHooks):
     """``with HolisticLoss(model, layers, store.batch(idx)) as loss: model(x)``, then ``loss.total()``. A layer
     called twice counts once, with its last output (as a loss over collected outputs would)."""
 
     def __init__(self, model: nn.Module, layers: list[str], batch: TargetBatch) -> None:
-        self.model, self.layers, self.batch = model, layers, batch
+        super().__init__(model, layers)
+        self.batch = batch
         self.terms: dict[str, torch.Tensor] = {}
-        self._handles: list = []
 
-    def __enter__(self) -> "HolisticLoss":
-        for name in self.layers:
-            self._handles.append(self.model.get_submodule(name).register_forward_hook(self._term(name)))
-        return self
-
-    def _term(self, name: str):
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            target, denominator = self.batch.take(name)
-            self.terms[name] = squared_error(output, target) / denominator.clamp_min(1e-12)
-        return hook
-
-    def __exit__(self, *exc: object) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+    def on_output(self, name: str, output: torch.Tensor) -> None:
+        target, denominator = self.batch.take(name)
+        self.terms[name] = squared_error(output, target) / denominator.clamp_min(1e-12)
 
     def total(self) -> torch.Tensor:
-        total = self.terms[self.layers[0]].new_zeros(())
-        for name in self.layers:
+        total = self.terms[self.names[0]].new_zeros(())
+        for name in self.names:
             total = total + self.terms[name]
         return total
