@@ -4,7 +4,8 @@ On CPU, oneDNN runs the 16-channel 3×3 convolutions of a ResNet-56's first stag
 NCHW, forward and backward (a full-width phase-1 step: 0.77-0.89× the NCHW time, ``benchmarks/psp_layout.py``). The
 gain holds only if every tensor of the step keeps that layout: one NCHW gradient meeting a channels-last BatchNorm
 sends its backward down a slow path (12× measured). So the targets are cached, gathered and restricted in the layout
-of the phase they serve (the helpers here), and the loss's gradient keeps its output's layout (``psp.reconstruct.loss``).
+of the phase they serve (the helpers here), and the loss's gradient keeps its output's layout
+(``psp.reconstruct.loss``).
 ATen's channels-last BatchNorm is fast only for widths in blocks of 16, so ``auto`` is resolved for each phase's model:
 a pruned model, with widths such as 7-11, 18-26 and 43-56, runs phase 2 NCHW.
 
