@@ -48,3 +48,15 @@ def test_store_built_with_keep_equals_restricted_store(original, images):
         assert torch.equal(direct.sqnorms[n], restricted.sqnorms[n]), n
     some = next(iter(keep))
     assert direct.cached[some].shape[1] == len(keep[some])
+
+
+def test_targets_computed_per_batch_serve_each_layer_once(original, images):
+    layers = reconstruction_layers(original)
+    batch = TargetStore(original, images, layers, 0, batch_size=32).batch(torch.tensor([1, 2]))
+    batch.take(layers[0])
+    with pytest.raises(RuntimeError, match="ran twice"):
+        batch.take(layers[0])
+    cached = TargetStore(original, images, layers, 2**40, batch_size=32).batch(torch.tensor([1, 2]))
+    first = cached.take(layers[0])[0].clone()
+    cached.take(layers[0])[0].zero_()  # a cache gathers the rows again
+    assert torch.equal(cached.take(layers[0])[0], first)

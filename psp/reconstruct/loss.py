@@ -46,7 +46,8 @@ def squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 class HolisticLoss(LayerHooks):
     """``with HolisticLoss(model, layers, store.batch(idx)) as loss: model(x)``, then ``loss.total()``. A layer
-    called twice counts once, with its last output (as a loss over collected outputs would)."""
+    called twice counts once, with its last output (as a loss over collected outputs would); targets computed per
+    batch rather than cached serve each layer once (``TargetBatch.take``)."""
 
     def __init__(self, model: nn.Module, layers: list[str], batch: TargetBatch) -> None:
         super().__init__(model, layers)

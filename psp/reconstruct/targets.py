@@ -26,9 +26,14 @@ class TargetBatch:
     def __init__(self, store: "TargetStore", idx: torch.Tensor) -> None:
         self.store, self.idx = store, idx
         self.computed = store._compute(idx) if store.cached is None else None
+        self._taken: set[str] = set()
 
     def take(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         if self.computed is not None:
+            if name in self._taken:  # the caller may have overwritten it; a cache gathers the rows again
+                raise RuntimeError(f"layer {name!r} ran twice in one pass: targets computed per batch serve each "
+                                   "layer once (cache them: --cache-targets within --cache-mib)")
+            self._taken.add(name)
             target = self.computed[name]
             return target, target.pow(2).sum()
         store, cached = self.store, self.store.cached[name]
@@ -107,7 +112,7 @@ class TargetStore:
 
 
 def _restricted(t: torch.Tensor, keep: torch.Tensor | None, fmt: str | None) -> torch.Tensor:
-    """``t``'s output channels ``keep`` (all if None), in layout ``fmt`` (None: ``t``'s), copied at most once."""
+    """``t``'s output channels ``keep`` (all if None), in layout ``fmt`` (None: ``t``'s)."""
     if keep is not None:
         keep = keep.to(t.device)
         t = layout.index_select(t, 1, keep) if fmt in (None, "channels_last") else t.index_select(1, keep)
