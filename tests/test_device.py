@@ -151,25 +151,23 @@ def test_every_method_prunes_on_the_device(method, trained, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["macs_reduction"] > 1 or method == "dense_bn"
 
 
-def test_psp_channels_last_on_the_device(trained, tmp_path):
-    """The channels-last path (layout-keeping gathers, buffers, the loss's backward) makes its tensors on the device."""
-    settings = PruneSettings(target_macs=1.5, samples=64, batch_size=32, penalty_epochs=1, rec_epochs=1,
-                             memory_format="channels_last")
+def _psp_on_the_device(trained, out, **settings) -> dict:
+    settings = PruneSettings(target_macs=1.5, samples=64, batch_size=32, penalty_epochs=1, rec_epochs=1, **settings)
     opts = pipeline.RunOptions(threads=1, device="cuda", latency_repeats=0)
     with EmulatedCuda():
-        metrics = pipeline.prune_run("psp", str(trained.checkpoint), None, None, None, settings, tmp_path, opts,
-                                     dense_metrics=trained.dir / "metrics.json")
+        return pipeline.prune_run("psp", str(trained.checkpoint), None, None, None, settings, out, opts,
+                                  dense_metrics=trained.dir / "metrics.json")
+
+
+def test_psp_channels_last_on_the_device(trained, tmp_path):
+    """The channels-last path (layout-keeping gathers, buffers, the loss's backward) makes its tensors on the device."""
+    metrics = _psp_on_the_device(trained, tmp_path, memory_format="channels_last")
     assert metrics["memory_format"] == "channels_last" and metrics["macs_reduction"] > 1
 
 
 def test_psp_forward_input_gradients_on_the_device(trained, tmp_path):
     """The flipped kernels of psp.reconstruct.conv_grad stay on the device (auto would not choose them on CUDA)."""
-    settings = PruneSettings(target_macs=1.5, samples=64, batch_size=32, penalty_epochs=1, rec_epochs=1,
-                             conv_input_grad="forward")
-    opts = pipeline.RunOptions(threads=1, device="cuda", latency_repeats=0)
-    with EmulatedCuda():
-        metrics = pipeline.prune_run("psp", str(trained.checkpoint), None, None, None, settings, tmp_path, opts,
-                                     dense_metrics=trained.dir / "metrics.json")
+    metrics = _psp_on_the_device(trained, tmp_path, conv_input_grad="forward")
     assert metrics["conv_input_grad"] == metrics["rec_conv_input_grad"] == "forward"
 
 
