@@ -13,7 +13,7 @@ from psp.errors import UsageError
 from psp.methods import get_method
 from psp.models.resnet_cifar_a import CifarResNetA
 from psp.reconstruct import layout
-from psp.reconstruct.loss import HolisticLoss, squared_error
+from psp.reconstruct.loss import HolisticLoss, layer_term
 from psp.reconstruct.taps import LayerTaps, reconstruction_layers
 from psp.reconstruct.targets import TargetStore
 
@@ -25,15 +25,18 @@ def _cl(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=CL)
 
 
-def test_auto_is_channels_last_on_cpu_for_widths_in_blocks_of_16_only():
+def test_auto_is_channels_last_on_cpu_for_dense_or_blocked_convolutions():
     wide, narrow = CifarResNetA(20), CifarResNetA(8, width=8)  # 16-64 channels; 8-32 (resnet8_tiny's)
     cpu = torch.device("cpu")
     assert layout.resolve_memory_format("auto", cpu, wide) == "channels_last"
-    assert layout.resolve_memory_format("auto", cpu, narrow) == "contiguous"
-    assert layout.resolve_memory_format("auto", cpu, CifarResNetA(8, width=24)) == "contiguous"  # 24-96: unblocked
+    assert layout.resolve_memory_format("auto", cpu, narrow) == "channels_last"  # BatchNorms folded
+    depthwise = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3), torch.nn.Conv2d(24, 24, 3, groups=24))
+    assert layout.resolve_memory_format("auto", cpu, depthwise) == "contiguous"  # neither dense nor blocked
+    blocked_depthwise = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3), torch.nn.Conv2d(32, 32, 3, groups=32))
+    assert layout.resolve_memory_format("auto", cpu, blocked_depthwise) == "channels_last"
     assert layout.resolve_memory_format("auto", cpu, torch.nn.Linear(4, 2)) == "contiguous"
     assert layout.resolve_memory_format("auto", torch.device("cuda"), wide) == "contiguous"
-    assert layout.resolve_memory_format("channels_last", cpu, narrow) == "channels_last"
+    assert layout.resolve_memory_format("contiguous", cpu, narrow) == "contiguous"
     with pytest.raises(UsageError, match="nhwc"):
         layout.resolve_memory_format("nhwc", cpu, wide)
 
@@ -59,16 +62,40 @@ def test_index_select_into_rows_made_like_the_source():
 
 
 @pytest.mark.parametrize("fmt", ["contiguous", "channels_last"])
-def test_squared_error_gradient_is_mse_loss_bit_for_bit_in_the_output_layout(fmt):
-    out = layout.to_layout(torch.randn(8, 5, 6, 6) * 3, fmt).requires_grad_()
+def test_layer_term_gradient_is_mse_loss_bit_for_bit_in_the_output_layout(fmt):
+    x = layout.to_layout(torch.randn(8, 5, 6, 6) * 3, fmt).requires_grad_()
     target = layout.to_layout(torch.randn(8, 5, 6, 6), fmt)
     denominator = torch.tensor(7.3)
-    loss = squared_error(out, target.clone()) / denominator  # it overwrites the target it is given
-    (grad,) = torch.autograd.grad(loss, out)
-    (reference,) = torch.autograd.grad(F.mse_loss(out, target, reduction="sum") / denominator, out)
-    assert loss.item() == pytest.approx((out.double() - target.double()).pow(2).sum().item() / 7.3, rel=1e-6)
+    out = x * 1.0  # a layer's output: not a leaf
+    term = layer_term(out, target.clone(), denominator)  # it overwrites the target it is given
+    (grad,) = torch.autograd.grad(term, x)
+    (reference,) = torch.autograd.grad(F.mse_loss(x, target, reduction="sum") / denominator, x)
+    assert term.item() == pytest.approx((x.double() - target.double()).pow(2).sum().item() / 7.3, rel=1e-6)
     assert torch.equal(grad, reference)
     assert layout.is_channels_last(grad) == (fmt == "channels_last")
+
+
+def test_layer_term_adds_its_gradient_to_the_later_layers_and_allows_in_place_consumers():
+    """The term's node joins the output's history: what later layers send back, plus the term's own gradient, in one
+    pass; the output stays the same tensor, which a consumer may change in place (nn.ReLU(inplace=True))."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5, requires_grad=True)
+    target, denominator = torch.randn(4, 3, 5, 5), torch.tensor(2.5)
+    out = x * 2.0
+    same = out
+    term = layer_term(out, target.clone(), denominator)
+    assert out is same
+    after = torch.relu_(out).sum()  # in place, after the term: allowed
+    (grad,) = torch.autograd.grad(term + after, x)
+    reference_out = x * 2.0
+    reference = F.mse_loss(reference_out, target, reduction="sum") / denominator + torch.relu(reference_out).sum()
+    (expected,) = torch.autograd.grad(reference, x)
+    torch.testing.assert_close(grad, expected, rtol=1e-6, atol=1e-6)
+    # A term left out of the loss (its layer ran again) only passes the later layers' gradient on.
+    out = x * 2.0
+    layer_term(out, target.clone(), denominator)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert torch.equal(grad, torch.full_like(x, 2.0))
 
 
 def test_holistic_loss_in_hooks_equals_a_loss_over_collected_outputs(fresh_base, make_context):
@@ -94,12 +121,12 @@ def test_holistic_loss_in_hooks_equals_a_loss_over_collected_outputs(fresh_base,
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7)
 
 
-def test_squared_error_backward_runs_once():
-    out = torch.randn(4, 3, requires_grad=True)
-    loss = squared_error(out, torch.zeros(4, 3))
-    loss.backward(retain_graph=True)
+def test_layer_term_backward_runs_once():
+    out = torch.randn(4, 3, requires_grad=True) * 1.0
+    term = layer_term(out, torch.zeros(4, 3), torch.tensor(1.0))
+    term.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="retain_graph"):
-        loss.backward()
+        term.backward()
 
 
 def test_store_caches_gathers_and_restricts_in_its_layout(fresh_base, make_context):
@@ -149,6 +176,7 @@ def test_psp_runs_channels_last_and_hands_back_nchw(fresh_base, make_context):
     fast = _run(make_context(caller, **CHEAP | {"lr": 1e-4, "memory_format": "channels_last"}))
     nchw = _run(make_context(fresh_base(), **CHEAP | {"lr": 1e-4, "memory_format": "contiguous"}))
     assert fast.extra["memory_format"] == "channels_last" and nchw.extra["memory_format"] == "contiguous"
+    assert nchw.extra["conv_input_grad"] == nchw.extra["rec_conv_input_grad"] == "forward"  # NCHW on CPU
     for model in (caller, fast.model):
         assert all(p.is_contiguous() for p in model.parameters())
     # Phase 1, before re-selection: the same training up to the kernels' summation order (phase 2 may differ where
@@ -158,13 +186,15 @@ def test_psp_runs_channels_last_and_hands_back_nchw(fresh_base, make_context):
     assert phase1[0] == pytest.approx(phase1[1], rel=1e-3)
 
 
-def test_auto_runs_phase_2_in_the_layout_of_the_pruned_model(make_context):
+def test_auto_runs_phase_2_channels_last_with_folded_batchnorms(make_context):
     torch.manual_seed(0)
     blocked = CifarResNetA(8, in_channels=1, width=16).eval()  # 16-64 channels: phase 1 channels-last
     result = _run(make_context(blocked, **CHEAP))
-    # Pruned to about half the MACs, its widths are no longer multiples of 16: phase 2 runs NCHW.
-    assert result.extra["memory_format"] == "channels_last" and result.extra["rec_memory_format"] == "contiguous"
-    # and computes its convolutions' input gradients as forward convolutions (psp.reconstruct.conv_grad)
-    assert result.extra["conv_input_grad"] == "native" and result.extra["rec_conv_input_grad"] == "forward"
+    # Pruned to about half the MACs, its widths are no longer multiples of 16: phase 2 still runs channels-last, its
+    # BatchNorms folded (psp.reconstruct.folded_batchnorm), its convolutions' input gradients oneDNN's own.
+    assert result.extra["memory_format"] == result.extra["rec_memory_format"] == "channels_last"
+    assert result.extra["folded_batchnorms"] == 0 and result.extra["rec_folded_batchnorms"] > 0
+    assert result.extra["conv_input_grad"] == result.extra["rec_conv_input_grad"] == "native"
     assert all(p.is_contiguous() for p in result.model.parameters())
     assert all(math.isfinite(r["loss"]) for r in result.tables["losses"])
+    assert not any("forward" in vars(m) for m in result.model.modules())  # the folding is undone

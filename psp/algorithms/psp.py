@@ -27,6 +27,7 @@ from torch import nn
 
 from psp.methods import MethodResult, PruneContext, register_method, with_settings
 from psp.reconstruct import conv_grad, layout
+from psp.reconstruct.folded_batchnorm import folded_batchnorms
 from psp.reconstruct.batchnorm import recalibrate_batchnorm
 from psp.reconstruct.loss import HolisticLoss
 from psp.reconstruct.optim import phase_schedule, reconstruction_optimizer
@@ -112,12 +113,13 @@ def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: 
     model = copy.deepcopy(original)
     losses: list[dict] = []
     store = None
+    folded = rec_folded = []
     if s.penalty_epochs > 0:
         laid = layout.to_layout(images, fmt)
         store = TargetStore(original, laid, layers, cache_bytes, s.batch_size)
         slices = list(selected_slices(model, selection, ctx.example))
         optimizer = torch.optim.Adam(model.parameters(), lr=s.lr)
-        with conv_grad.input_gradients(model, grad):
+        with conv_grad.input_gradients(model, grad), folded_batchnorms(model, fmt, device) as folded:
             losses += _reconstruct(model, store, laid, layers, optimizer, s.penalty_epochs, s, 1, penalty=slices)
         if s.reselect:
             model.eval()
@@ -135,14 +137,15 @@ def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: 
         store = store.restrict(keep, rec_fmt) if store else TargetStore(
             original, layout.to_layout(images, fmt), layers, cache_bytes, s.batch_size, keep, rec_fmt)
         optimizer = reconstruction_optimizer(model, layers, s.lr, s.balanced, s.balance_power)
-        with conv_grad.input_gradients(model, rec_grad):
+        with conv_grad.input_gradients(model, rec_grad), folded_batchnorms(model, rec_fmt, device) as rec_folded:
             losses += _reconstruct(model, store, layout.to_layout(images, rec_fmt), layers, optimizer, s.rec_epochs,
                                    s, 2)
     return MethodResult(model, selection, images_seen=len(images) * (s.penalty_epochs + s.rec_epochs),
                         tables={"losses": losses, "weight_change": _weight_change(before, model)},
                         extra={"cached_targets": store is not None and store.cached is not None,
                                "conv_input_grad": grad, "rec_memory_format": rec_fmt,
-                               "rec_conv_input_grad": rec_grad})
+                               "rec_conv_input_grad": rec_grad, "folded_batchnorms": len(folded),
+                               "rec_folded_batchnorms": len(rec_folded)})
 
 
 # What a budget ladder scales: both phases' epochs (a variant that drops a phase keeps it at 0).

@@ -35,16 +35,18 @@ _NCHW = (0, 3, 1, 2)  # and back
 
 
 def resolve_memory_format(setting: str, device: torch.device, model: nn.Module) -> str:
-    """``auto``: channels-last on CPU when every 2-d convolution of ``model`` has a multiple of 16 output channels
-    (where it was measured faster), NCHW otherwise and on CUDA (not measured: cuDNN's fp32 choice is left as it
-    was); an explicit choice stands."""
+    """``auto``: channels-last on CPU for a model with 2-d convolutions that are all dense (groups of 1) or all of
+    multiples of 16 output channels (where it was measured faster; BatchNorms of other widths are folded,
+    ``psp.reconstruct.folded_batchnorm``), NCHW otherwise and on CUDA (not measured: cuDNN's fp32 choice is left
+    as it was); an explicit choice stands."""
     if setting not in MEMORY_FORMATS:
         raise choice_error("memory format", setting, MEMORY_FORMATS)
     if setting != "auto":
         return setting
-    widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
-    blocked = bool(widths) and all(w % CHANNELS_LAST_BLOCK == 0 for w in widths)
-    return "channels_last" if device.type == "cpu" and blocked else "contiguous"
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    blocked = all(m.out_channels % CHANNELS_LAST_BLOCK == 0 for m in convs)
+    dense = all(m.groups == 1 for m in convs)
+    return "channels_last" if device.type == "cpu" and convs and (blocked or dense) else "contiguous"
 
 
 def is_channels_last(t: torch.Tensor) -> bool:

@@ -18,30 +18,46 @@ from psp.reconstruct.taps import LayerHooks
 from psp.reconstruct.targets import TargetBatch
 
 
-class _SquaredError(torch.autograd.Function):
-    """``||out - target||²``, writing ``target - out`` into ``target`` (the caller's scratch: no gradient). Its
-    backward runs once (no ``retain_graph``): it scales that buffer in place, so the gradient is the buffer itself."""
+class _LayerTerm(torch.autograd.Function):
+    """One layer's term ``||out - target||² / d``, ``out`` handed back as itself with this node in its history.
+
+    The forward writes ``target - out`` into ``target`` (the caller's scratch: no gradient). The backward receives
+    the gradient reaching ``out`` from the layers after it and the term's own, and adds the term's,
+    ``(out - target) · 2g / d``, to the first in one pass, into that buffer: autograd would otherwise scale the
+    buffer (one pass) and then add it (another). ``out`` is not saved, so a consumer may still change it in place
+    (``nn.ReLU(inplace=True)``); it is marked dirty rather than returned as a view, which such a change would
+    forbid. The backward runs once (no ``retain_graph``)."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: torch.autograd.function.FunctionCtx, out: torch.Tensor, target: torch.Tensor,
+                denominator: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         residual = torch.sub(target, out, out=target)  # dense, in out's layout: its memory is one flat run
-        ctx.residual = residual  # not save_for_backward: the backward hands this very buffer on
+        ctx.residual, ctx.denominator = residual, denominator  # not save_for_backward: the buffer is handed on
+        ctx.mark_dirty(out)
+        ctx.set_materialize_grads(False)
         flat = residual.as_strided((residual.numel(),), (1,))
-        return torch.dot(flat, flat)
+        return out, torch.dot(flat, flat) / denominator
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor | None,
+                 grad_term: torch.Tensor | None) -> tuple[torch.Tensor | None, None, None]:
         if not hasattr(ctx, "residual"):
-            raise RuntimeError("squared_error's backward runs once; retain_graph is not supported")
+            raise RuntimeError("the holistic loss's backward runs once; retain_graph is not supported")
         residual = ctx.residual
         del ctx.residual
-        # (target - out) · (-2g) is (out - target) · 2g exactly: negation commutes with rounding.
-        return residual.mul_(-2 * grad), None
+        if grad_term is None:  # the term is not in the loss (its layer ran again): only pass the gradient on
+            return grad_out, None, None
+        # (target - out) · (-2g / d) is (out - target) · 2g / d exactly: negation commutes with rounding.
+        scale = grad_term * -2 / ctx.denominator
+        if grad_out is None:
+            return residual.mul_(scale), None, None
+        return torch.addcmul(grad_out, residual, scale, out=residual), None, None
 
 
-def squared_error(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``||out - target||²``; overwrites ``target`` (with ``target - out``)."""
-    return _SquaredError.apply(out, target)
+def layer_term(out: torch.Tensor, target: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """``||out - target||² / denominator``; overwrites ``target`` (with ``target - out``) and puts the term's node
+    into ``out``'s history, so the gradient reaching ``out`` from later layers includes it."""
+    return _LayerTerm.apply(out, target, denominator)[1]
 
 
 class HolisticLoss(LayerHooks):
@@ -56,10 +72,8 @@ class HolisticLoss(LayerHooks):
 
     def on_output(self, name: str, output: torch.Tensor) -> None:
         target, denominator = self.batch.take(name)
-        self.terms[name] = squared_error(output, target) / denominator.clamp_min(1e-12)
+        self.terms[name] = layer_term(output, target, denominator.clamp_min(1e-12))
 
     def total(self) -> torch.Tensor:
-        total = self.terms[self.names[0]].new_zeros(())
-        for name in self.names:
-            total = total + self.terms[name]
-        return total
+        """The terms summed in layer order."""
+        return torch.stack([self.terms[name] for name in self.names]).sum()
