@@ -8,9 +8,10 @@ default (``psp.settings``); the ablations are registered variants. Labels are ne
 
 Speed (the released code's computation): the original model's layer outputs for the calibration images are computed
 once and reused by both phases when they fit ``--cache-mib`` (they never change: no augmentation); the loss is summed
-in forward hooks as each output is made (``psp.reconstruct.loss``). On CPU, each phase runs in the layout measured
-faster for its model (``--memory-format``, ``psp.reconstruct.layout``): channels-last when every convolution's width
-is a multiple of 16 (a full-width ResNet-56 in phase 1), NCHW otherwise (its pruned model in phase 2), where same
+in forward hooks as each output is made, each term adding its gradient to the later layers' in one pass
+(``psp.reconstruct.loss``). On CPU, each phase runs in the layout measured faster for its model (``--memory-format``,
+``psp.reconstruct.layout``): channels-last for convolutional models, the BatchNorms of a pruned model's odd widths
+folded into blocks of 16 (``psp.reconstruct.folded_batchnorm``); in NCHW (``--memory-format contiguous``), same
 convolutions' input gradients are computed as forward convolutions (``--conv-input-grad``,
 ``psp.reconstruct.conv_grad``). These change only the order of sums inside kernels; the pruned model is handed back
 NCHW.
@@ -27,8 +28,8 @@ from torch import nn
 
 from psp.methods import MethodResult, PruneContext, register_method, with_settings
 from psp.reconstruct import conv_grad, layout
-from psp.reconstruct.folded_batchnorm import folded_batchnorms
 from psp.reconstruct.batchnorm import recalibrate_batchnorm
+from psp.reconstruct.folded_batchnorm import folded_batchnorms
 from psp.reconstruct.loss import HolisticLoss
 from psp.reconstruct.optim import phase_schedule, reconstruction_optimizer
 from psp.reconstruct.penalty import decay_weights, penalise_gradients
@@ -103,7 +104,7 @@ def run_psp(ctx: PruneContext) -> MethodResult:
 
 def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: str) -> MethodResult:
     """Both phases and the removal between them: phase 1 in layout ``fmt`` (``original``'s), phase 2 in the layout
-    resolved again for the pruned model, whose narrower layers may be faster in another (``rec_memory_format``)."""
+    resolved again for the pruned model (``rec_memory_format``), each with the BatchNorms it folds counted."""
     s = ctx.settings
     device = torch.device(ctx.device)
     grad = conv_grad.resolve_conv_input_grad(s.conv_input_grad, device, fmt)

@@ -5,8 +5,9 @@ convolution of the output gradient with the kernel flipped and its in/out channe
 summed in another order. On CPU in NCHW, oneDNN's backward-data kernel is much slower than its forward kernel at the
 odd channel counts of a pruned model (128×9×32×32 → 8 channels, 3×3: 5.8 ms against 1.3 ms; at 8 → 8 channels 2.2
 against 1.2 ms; 23 and 54 channels 1.95/1.71 and 1.80/1.59 ms): a pruned ResNet-56's convolutions took 1.72 s
-against 1.96 s over four phase-2 steps. Channels-last kernels have no such gap, so this is for NCHW only. The weight
-gradient is still oneDNN's.
+against 1.96 s over four phase-2 steps. Channels-last kernels have no such gap, so this is for NCHW only: PSP's
+phases on CPU run NCHW when asked to (``--memory-format contiguous``) or for models with grouped convolutions of odd
+widths (``psp.reconstruct.layout``). The weight gradient is still oneDNN's.
 """
 
 import types

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-BLOCK = 16  # floats in one AVX-512 vector: the width ATen's channels-last BatchNorm runs at full speed in
+from psp.reconstruct.layout import CHANNELS_LAST_BLOCK as BLOCK
+from psp.reconstruct.layout import is_channels_last
 
 
 def fold(channels: int) -> int:
@@ -41,8 +42,7 @@ def foldable(x: torch.Tensor) -> bool:
             torch.float32, torch.float64):
         return False
     n, c, h, w = x.shape
-    return (c % BLOCK != 0 and (n * h * w) % fold(c) == 0 and n * h * w > fold(c)
-            and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last))
+    return c % BLOCK != 0 and (n * h * w) % fold(c) == 0 and n * h * w > fold(c) and is_channels_last(x)
 
 
 class _FoldedBatchNorm(torch.autograd.Function):

@@ -1,13 +1,15 @@
-"""Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU for models whose widths come in blocks of 16.
+"""Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU for convolutional models.
 
 On CPU, oneDNN runs the 16-channel 3×3 convolutions of a ResNet-56's first stage about 1.7× faster channels-last than
-NCHW, forward and backward (a full-width phase-1 step: 0.77-0.89× the NCHW time, ``benchmarks/psp_layout.py``). The
-gain holds only if every tensor of the step keeps that layout: one NCHW gradient meeting a channels-last BatchNorm
-sends its backward down a slow path (12× measured). So the targets are cached, gathered and restricted in the layout
-of the phase they serve (the helpers here), and the loss's gradient keeps its output's layout
-(``psp.reconstruct.loss``).
-ATen's channels-last BatchNorm is fast only for widths in blocks of 16, so ``auto`` is resolved for each phase's model:
-a pruned model, with widths such as 7-11, 18-26 and 43-56, runs phase 2 NCHW.
+NCHW, forward and backward (a full-width phase-1 step: 0.77-0.89× the NCHW time, ``benchmarks/psp_layout.py``), and
+a pruned ResNet-56's convolutions (widths 7-56) 0.70× (427 against 612 ms a step, input gradients NCHW as forward
+convolutions, ``psp.reconstruct.conv_grad``). The gain holds only if every tensor of the step keeps that layout: one
+NCHW gradient meeting a channels-last BatchNorm sends its backward down a slow path (12× measured). So the targets
+are cached, gathered and restricted in the layout of the phase they serve (the helpers here), and the loss's
+gradient keeps its output's layout (``psp.reconstruct.loss``). ATen's channels-last BatchNorm is fast only for widths
+in blocks of 16; other widths are folded into such blocks (``psp.reconstruct.folded_batchnorm``), so a pruned model's
+phase 2 runs channels-last too (a step 0.73-0.82 s against 0.88-0.91 s NCHW; 1.03-1.14 s with ATen's BatchNorm).
+``auto`` is resolved for each phase's model.
 
 The layout changes the order of floating-point sums inside the kernels, not the arithmetic: results differ from an
 NCHW run as they do between two CPU kernels (AVX2 against AVX-512). ``contiguous`` with ``--conv-input-grad native``
@@ -24,11 +26,8 @@ from psp.errors import choice_error
 from psp.options import MEMORY_FORMATS
 
 FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-# oneDNN's AVX-512 kernels and ATen's channels-last BatchNorm work on blocks of 16 channels. Other widths lose:
-# BatchNorm's forward and backward at 128x{8,9,11}x32x32 took 11-21 ms channels-last against 1.7-3.0 ms NCHW, at
-# 24 and 56 channels 3.4 and 0.80 ms against 1.1 and 0.72, at 16, 32 and 64 channels-last was faster; PSP on
-# resnet8_tiny (8-32 channels) took 2.5 s NCHW and 2.7-3.0 s channels-last, on ResNet-56 (16-64) 0.88-0.96x; a
-# pruned ResNet-56's phase-2 step (7-56 channels) 0.59-0.69 s NCHW against 0.75-0.92 s channels-last.
+# oneDNN's AVX-512 kernels and ATen's channels-last BatchNorm work on blocks of 16 channels. Convolutions of other
+# widths were still faster channels-last (a pruned ResNet-56's, 7-56 channels), depthwise ones were not measured.
 CHANNELS_LAST_BLOCK = 16
 _NHWC = (0, 2, 3, 1)  # NCHW dimensions in channels-last memory order
 _NCHW = (0, 3, 1, 2)  # and back
@@ -77,6 +76,26 @@ def index_select(t: torch.Tensor, dim: int, index: torch.Tensor, out: torch.Tens
         return t.permute(_NHWC).index_select(stored_dim, index).permute(_NCHW)
     torch.index_select(t.permute(_NHWC), stored_dim, index, out=out.permute(_NHWC))
     return out
+
+
+def select_channels(t: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """``t.index_select(1, keep)`` in ``t``'s layout. A channels-last CPU tensor's channels are its memory's innermost
+    dimension, which ATen gathers one value at a time; there they are taken as a product with a 0/1 matrix instead
+    (restricting a ResNet-56's cached targets to a pruned model's channels: 0.4 s against 1.7 s). Every product is a
+    value times 1 plus zeros times finite values, so it is the value itself; a row holding a non-finite value turns
+    to NaN, and a sum that is not finite sends the whole tensor to the gather (checking the sum, not each value: 0.5
+    against 15 ms). Only at IEEE fp32 matmul precision (``highest``)."""
+    exact = t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and (
+        torch.get_float32_matmul_precision() == "highest")
+    if not (is_channels_last(t) and exact):
+        return index_select(t, 1, keep)
+    n, c, h, w = t.shape
+    onehot = t.new_zeros(c, len(keep))
+    onehot[keep, torch.arange(len(keep), device=keep.device)] = 1
+    out = torch.mm(t.permute(_NHWC).reshape(-1, c), onehot)
+    if not bool(torch.isfinite(out.sum())):
+        return index_select(t, 1, keep)
+    return out.view(n, h, w, len(keep)).permute(_NCHW)
 
 
 def to_layout(t: torch.Tensor, fmt: str) -> torch.Tensor:

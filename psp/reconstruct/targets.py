@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from psp.reconstruct import layout
-from psp.reconstruct.taps import LayerTaps
+from psp.reconstruct.taps import layer_outputs
 
 
 class TargetBatch:
@@ -35,7 +35,8 @@ class TargetBatch:
                                    "layer once (cache them: --cache-targets within --cache-mib)")
             self._taken.add(name)
             target = self.computed[name]
-            return target, target.pow(2).sum()
+            flat = layout.in_memory_order(target).reshape(-1)
+            return target, torch.dot(flat, flat)
         store, cached = self.store, self.store.cached[name]
         idx = self.idx.to(cached.device)
         buffer = store._buffers.get(name)
@@ -51,6 +52,7 @@ class TargetStore:
         self.keep = keep or {}
         self.fmt = fmt
         self.batch_size = batch_size
+        self.copies: set[str] | None = None  # layers whose outputs a later in-place operation changes
         self.cached: dict[str, torch.Tensor] | None = None
         self.sqnorms: dict[str, torch.Tensor] = {}
         self._buffers: dict[str, torch.Tensor] = {}
@@ -75,23 +77,21 @@ class TargetStore:
         for name, t in self.cached.items():
             self.sqnorms[name] = t.new_empty(len(t))
             for start in range(0, len(t), self.batch_size):
-                rows = t[start:start + self.batch_size]
-                self.sqnorms[name][start:start + len(rows)] = layout.in_memory_order(rows).flatten(1).pow(2).sum(1)
+                rows = layout.in_memory_order(t[start:start + self.batch_size]).flatten(1)
+                self.sqnorms[name][start:start + len(rows)] = torch.linalg.vecdot(rows, rows)  # no squares written
         self._buffers = {}
 
     @torch.no_grad()
     def _compute(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """The targets of images ``idx`` (one batch), restricted to ``keep``, in layout ``fmt``."""
-        with LayerTaps(self.original, self.layers) as taps:
-            self.original(self.images[idx])
-        return {n: _restricted(taps.outputs[n], self.keep.get(n), self.fmt) for n in self.layers}
+        outputs, self.copies = layer_outputs(self.original, self.layers, self.images[idx], self.copies)
+        return {n: _restricted(outputs[n], self.keep.get(n), self.fmt) for n in self.layers}
 
     @torch.no_grad()
     def bytes_needed(self) -> int:
         """Bytes of a full-width cache (an upper bound once channels are removed)."""
-        with LayerTaps(self.original, self.layers) as taps:
-            self.original(self.images[:1])
-        per_image = sum(taps.outputs[n][:1].numel() * taps.outputs[n].element_size() for n in self.layers)
+        outputs, self.copies = layer_outputs(self.original, self.layers, self.images[:1], self.copies)
+        per_image = sum(outputs[n][:1].numel() * outputs[n].element_size() for n in self.layers)
         return per_image * len(self.images)
 
     def restrict(self, keep: dict[str, torch.Tensor], fmt: str | None = None) -> "TargetStore":
@@ -100,6 +100,7 @@ class TargetStore:
         store = object.__new__(TargetStore)
         store.original, store.images, store.layers = self.original, self.images, self.layers
         store.batch_size, store.keep, store.fmt = self.batch_size, keep, fmt or self.fmt
+        store.copies = self.copies
         store.cached, store.sqnorms, store._buffers = None, {}, {}
         if self.cached is not None:
             store.cached = {n: _restricted(t, keep.get(n), store.fmt) for n, t in self.cached.items()}
@@ -115,5 +116,5 @@ def _restricted(t: torch.Tensor, keep: torch.Tensor | None, fmt: str | None) -> 
     """``t``'s output channels ``keep`` (all if None), in layout ``fmt`` (None: ``t``'s)."""
     if keep is not None:
         keep = keep.to(t.device)
-        t = layout.index_select(t, 1, keep) if fmt in (None, "channels_last") else t.index_select(1, keep)
+        t = layout.select_channels(t, keep) if fmt in (None, "channels_last") else t.index_select(1, keep)
     return t if fmt is None else layout.to_layout(t, fmt)
