@@ -198,3 +198,16 @@ def test_auto_runs_phase_2_channels_last_with_folded_batchnorms(make_context):
     assert all(p.is_contiguous() for p in result.model.parameters())
     assert all(math.isfinite(r["loss"]) for r in result.tables["losses"])
     assert not any("forward" in vars(m) for m in result.model.modules())  # the folding is undone
+
+
+def test_select_channels_keeps_layout_and_values_and_falls_back_on_non_finite_values():
+    t = _cl(torch.randn(4, 12, 3, 5))
+    keep = torch.tensor([0, 3, 4, 9, 11])
+    got = layout.select_channels(t, keep)
+    assert layout.is_channels_last(got) and torch.equal(got, t.index_select(1, keep))
+    t[1, 5, 2, 2] = float("inf")  # a dropped channel: the product would spread NaN over its row
+    assert torch.equal(layout.select_channels(t, keep), t.index_select(1, keep))
+    t[2, 3, 0, 0] = float("nan")  # a kept one
+    torch.testing.assert_close(layout.select_channels(t, keep), t.index_select(1, keep), equal_nan=True)
+    plain = torch.randn(4, 12, 3, 5)
+    assert torch.equal(layout.select_channels(plain, keep), plain.index_select(1, keep))

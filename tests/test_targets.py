@@ -60,3 +60,27 @@ def test_targets_computed_per_batch_serve_each_layer_once(original, images):
     first = cached.take(layers[0])[0].clone()
     cached.take(layers[0])[0].zero_()  # a cache gathers the rows again
     assert torch.equal(cached.take(layers[0])[0], first)
+
+
+@pytest.mark.parametrize("cache_bytes", [2**40, 0])
+def test_targets_are_the_outputs_as_made_when_a_later_operation_changes_them_in_place(cache_bytes):
+    """VGG's BatchNorms feed nn.ReLU(inplace=True): their targets are their outputs, not the activations the ReLU
+    leaves in the same tensor, so a copy of the original model reproduces every target exactly (zero loss)."""
+    from psp.data.spec import DataSpec
+    from psp.models.vgg_cifar import vgg_tiny
+    from psp.reconstruct.loss import HolisticLoss
+
+    torch.manual_seed(0)
+    original = vgg_tiny(DataSpec("synthetic", 3, 16, 10)).eval()
+    layers = reconstruction_layers(original)
+    images = torch.randn(12, 3, 16, 16)
+    store = TargetStore(original, images, layers, cache_bytes, batch_size=6)
+    norms = [n for n in layers if isinstance(original.get_submodule(n), torch.nn.BatchNorm2d)]
+    assert norms and store.copies == set(norms)  # the ReLUs change exactly those in place
+    copy = vgg_tiny(DataSpec("synthetic", 3, 16, 10)).eval()
+    copy.load_state_dict(original.state_dict())
+    idx = torch.tensor([7, 2, 11, 0, 5, 9])
+    with HolisticLoss(copy, layers, store.batch(idx)) as terms:
+        copy(images[idx])
+    assert terms.total().item() == 0.0
+    assert all(terms.terms[n].item() == 0.0 for n in norms)

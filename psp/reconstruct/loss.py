@@ -16,50 +16,51 @@ channels-last model's BatchNorm would take a slow path (``psp.reconstruct.layout
 import torch
 from torch import nn
 
+from psp.reconstruct import layout
 from psp.reconstruct.taps import LayerHooks
 from psp.reconstruct.targets import TargetBatch
 
 
 class _LayerTerm(torch.autograd.Function):
-    """One layer's term ``||out - target||² / d``, ``out`` handed back as itself with this node in its history.
+    """One layer's term ``||residual||² / d``, with ``residual = target - out`` already written (the caller's
+    scratch: no gradient), ``out`` handed back as itself with this node in its history.
 
-    The forward writes ``target - out`` into ``target`` (the caller's scratch: no gradient). The backward receives
-    the gradient reaching ``out`` from the layers after it and the term's own, and adds the term's,
-    ``(out - target) · 2g / d``, to the first in one pass, into that buffer: autograd would otherwise scale the
-    buffer (one pass) and then add it (another). ``out`` is not saved, so a consumer may still change it in place
-    (``nn.ReLU(inplace=True)``); it is marked dirty rather than returned as a view, which such a change would
-    forbid. The backward runs once (no ``retain_graph``)."""
+    The backward receives the gradient reaching ``out`` from the layers after it and the term's own, and adds the
+    term's, ``(out - target) · 2g / d``, to the first in one pass, into the residual's buffer: autograd would
+    otherwise scale the buffer (one pass) and then add it (another). ``out`` is not saved, so a consumer may still
+    change it in place (``nn.ReLU(inplace=True)``); it is marked dirty rather than returned as a view, which such a
+    change would forbid. The backward runs once (no ``retain_graph``)."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, out: torch.Tensor, target: torch.Tensor,
-                denominator: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        residual = torch.sub(target, out, out=target)  # dense, in out's layout: its memory is one flat run
+    def forward(ctx: torch.autograd.function.FunctionCtx, out: torch.Tensor, residual: torch.Tensor,
+                squared: torch.Tensor, denominator: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         ctx.residual, ctx.denominator = residual, denominator  # not save_for_backward: the buffer is handed on
         ctx.mark_dirty(out)
         ctx.set_materialize_grads(False)
-        flat = residual.as_strided((residual.numel(),), (1,))
-        return out, torch.dot(flat, flat) / denominator
+        return out, squared / denominator
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad_out: torch.Tensor | None,
-                 grad_term: torch.Tensor | None) -> tuple[torch.Tensor | None, None, None]:
+                 grad_term: torch.Tensor | None) -> tuple[torch.Tensor | None, None, None, None]:
         if not hasattr(ctx, "residual"):
             raise RuntimeError("the holistic loss's backward runs once; retain_graph is not supported")
         residual = ctx.residual
         del ctx.residual
         if grad_term is None:  # the term is not in the loss (its layer ran again): only pass the gradient on
-            return grad_out, None, None
+            return grad_out, None, None, None
         # (target - out) · (-2g / d) is (out - target) · 2g / d exactly: negation commutes with rounding.
         scale = grad_term * -2 / ctx.denominator
         if grad_out is None:
-            return residual.mul_(scale), None, None
-        return torch.addcmul(grad_out, residual, scale, out=residual), None, None
+            return residual.mul_(scale), None, None, None
+        return torch.addcmul(grad_out, residual, scale, out=residual), None, None, None
 
 
 def layer_term(out: torch.Tensor, target: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """``||out - target||² / denominator``; overwrites ``target`` (with ``target - out``) and puts the term's node
     into ``out``'s history, so the gradient reaching ``out`` from later layers includes it."""
-    return _LayerTerm.apply(out, target, denominator)[1]
+    residual = torch.sub(target, out.detach(), out=target)
+    flat = layout.in_memory_order(residual).reshape(-1)
+    return _LayerTerm.apply(out, residual, torch.dot(flat, flat), denominator)[1]
 
 
 class HolisticLoss(LayerHooks):
@@ -73,8 +74,8 @@ class HolisticLoss(LayerHooks):
         self.terms: dict[str, torch.Tensor] = {}
 
     def on_output(self, name: str, output: torch.Tensor) -> None:
-        target, denominator = self.batch.take(name)
-        self.terms[name] = layer_term(output, target, denominator.clamp_min(1e-12))
+        residual, squared, denominator = self.batch.residual(name, output)
+        self.terms[name] = _LayerTerm.apply(output, residual, squared, denominator.clamp_min(1e-12))[1]
 
     def total(self) -> torch.Tensor:
         """The terms summed in layer order."""

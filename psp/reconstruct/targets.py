@@ -14,35 +14,57 @@ import torch
 from torch import nn
 
 from psp.reconstruct import layout
+from psp.reconstruct.residual import gathered_residual
 from psp.reconstruct.taps import layer_outputs
 
 
 class TargetBatch:
-    """One training batch's targets, handed out a layer at a time as the loss reaches it (``take``), so that a
-    cached layer's rows are gathered while its output is still in the processor's cache. The tensor handed out is the
-    caller's to overwrite (the store's buffer for that layer, or a tensor computed for this batch) until the next
-    batch; the denominator is the rows' summed squared norm, taken before."""
+    """One training batch's targets, handed out a layer at a time as the loss reaches it, so that a cached layer's
+    rows are read while its output is still in the processor's cache: as they are (``take``), or as the difference
+    from the layer's output with its squared norm (``residual``: gathered, subtracted and squared in one pass,
+    ``psp.reconstruct.residual``). The tensor handed out is the caller's to overwrite (the store's buffer for that
+    layer, or a tensor computed for this batch) until the next batch; the denominator is the rows' summed squared
+    norm, taken before."""
 
     def __init__(self, store: "TargetStore", idx: torch.Tensor) -> None:
         self.store, self.idx = store, idx
         self.computed = store._compute(idx) if store.cached is None else None
         self._taken: set[str] = set()
 
-    def take(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.computed is not None:
-            if name in self._taken:  # the caller may have overwritten it; a cache gathers the rows again
-                raise RuntimeError(f"layer {name!r} ran twice in one pass: targets computed per batch serve each "
-                                   "layer once (cache them: --cache-targets within --cache-mib)")
-            self._taken.add(name)
-            target = self.computed[name]
-            flat = layout.in_memory_order(target).reshape(-1)
-            return target, torch.dot(flat, flat)
+    def _computed(self, name: str) -> torch.Tensor:
+        if name in self._taken:  # the caller may have overwritten it; a cache gathers the rows again
+            raise RuntimeError(f"layer {name!r} ran twice in one pass: targets computed per batch serve each "
+                               "layer once (cache them: --cache-targets within --cache-mib)")
+        self._taken.add(name)
+        return self.computed[name]
+
+    def _buffer(self, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The layer's cache, the batch's indices on its device, and the layer's buffer for the batch's rows."""
         store, cached = self.store, self.store.cached[name]
         idx = self.idx.to(cached.device)
         buffer = store._buffers.get(name)
         if buffer is None or len(buffer) < len(idx):
             buffer = store._buffers[name] = layout.empty_rows(cached, max(len(idx), store.batch_size))
-        return layout.index_select(cached, 0, idx, out=buffer[:len(idx)]), store.sqnorms[name][idx].sum()
+        return cached, idx, buffer[:len(idx)]
+
+    def take(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layer's targets for the batch and their squared norm."""
+        if self.computed is not None:
+            target = self._computed(name)
+            flat = layout.in_memory_order(target).reshape(-1)
+            return target, torch.dot(flat, flat)
+        cached, idx, buffer = self._buffer(name)
+        return layout.index_select(cached, 0, idx, out=buffer), self.store.sqnorms[name][idx].sum()
+
+    def residual(self, name: str, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``target - out`` (in a buffer of the batch's), its squared norm, and the targets' squared norm."""
+        if self.computed is not None:
+            target, denominator = self.take(name)
+            residual = torch.sub(target, out.detach(), out=target)
+            flat = layout.in_memory_order(residual).reshape(-1)
+            return residual, torch.dot(flat, flat), denominator
+        cached, idx, buffer = self._buffer(name)
+        return buffer, gathered_residual(cached, idx, out, buffer), self.store.sqnorms[name][idx].sum()
 
 
 class TargetStore:
