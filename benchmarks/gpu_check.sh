@@ -17,8 +17,9 @@
 #
 # OUT: $1, else $OUT, else results/reference/gpu. Required: PSP_CHECKPOINT (an option-A ResNet-56 checkpoint, e.g. the
 # public one) and PSP_DATA (a CIFAR-10 data spec: cifar10:ROOT or imagefolder:ROOT). Optional: PYTHON (python: an
-# environment with torch, torchvision, timm, torch-pruning, onnxruntime, mlxtend, pandas), PSP_CPU_THREADS (all
-# cores). Exits non-zero with a message naming the step that failed; every step's log is in OUT/logs/.
+# environment with torch, torchvision, timm, torch-pruning, onnxruntime, mlxtend, pandas; numba where present, for
+# PSP on CPU), PSP_CPU_THREADS (all cores). Exits non-zero with a message naming the step that failed; every step's
+# log is in OUT/logs/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -25,18 +25,15 @@ def _cl(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous(memory_format=CL)
 
 
-def test_auto_is_channels_last_on_cpu_for_dense_or_blocked_convolutions():
+def test_auto_is_channels_last_on_cpu_for_widths_in_blocks_of_16_only():
     wide, narrow = CifarResNetA(20), CifarResNetA(8, width=8)  # 16-64 channels; 8-32 (resnet8_tiny's)
     cpu = torch.device("cpu")
     assert layout.resolve_memory_format("auto", cpu, wide) == "channels_last"
-    assert layout.resolve_memory_format("auto", cpu, narrow) == "channels_last"  # BatchNorms folded
-    depthwise = torch.nn.Sequential(torch.nn.Conv2d(3, 24, 3), torch.nn.Conv2d(24, 24, 3, groups=24))
-    assert layout.resolve_memory_format("auto", cpu, depthwise) == "contiguous"  # neither dense nor blocked
-    blocked_depthwise = torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3), torch.nn.Conv2d(32, 32, 3, groups=32))
-    assert layout.resolve_memory_format("auto", cpu, blocked_depthwise) == "channels_last"
+    assert layout.resolve_memory_format("auto", cpu, narrow) == "contiguous"
+    assert layout.resolve_memory_format("auto", cpu, CifarResNetA(8, width=24)) == "contiguous"  # 24-96: unblocked
     assert layout.resolve_memory_format("auto", cpu, torch.nn.Linear(4, 2)) == "contiguous"
     assert layout.resolve_memory_format("auto", torch.device("cuda"), wide) == "contiguous"
-    assert layout.resolve_memory_format("contiguous", cpu, narrow) == "contiguous"
+    assert layout.resolve_memory_format("channels_last", cpu, narrow) == "channels_last"
     with pytest.raises(UsageError, match="nhwc"):
         layout.resolve_memory_format("nhwc", cpu, wide)
 
@@ -186,7 +183,7 @@ def test_psp_runs_channels_last_and_hands_back_nchw(fresh_base, make_context):
     assert phase1[0] == pytest.approx(phase1[1], rel=1e-3)
 
 
-def test_auto_runs_phase_2_channels_last_with_folded_batchnorms(make_context):
+def test_auto_keeps_phase_1s_layout_in_phase_2_with_folded_batchnorms(make_context):
     torch.manual_seed(0)
     blocked = CifarResNetA(8, in_channels=1, width=16).eval()  # 16-64 channels: phase 1 channels-last
     result = _run(make_context(blocked, **CHEAP))

@@ -10,8 +10,8 @@ Speed (the released code's computation): the original model's layer outputs for 
 once and reused by both phases when they fit ``--cache-mib`` (they never change: no augmentation); the loss is summed
 in forward hooks as each output is made, each term adding its gradient to the later layers' in one pass
 (``psp.reconstruct.loss``). On CPU, each phase runs in the layout measured faster for its model (``--memory-format``,
-``psp.reconstruct.layout``): channels-last for convolutional models, the BatchNorms of a pruned model's odd widths
-folded into blocks of 16 (``psp.reconstruct.folded_batchnorm``); in NCHW (``--memory-format contiguous``), same
+``psp.reconstruct.layout``): channels-last when the model's widths come in blocks of 16, kept for its pruned model,
+whose odd widths' BatchNorms are folded into such blocks (``psp.reconstruct.folded_batchnorm``); in NCHW, same
 convolutions' input gradients are computed as forward convolutions (``--conv-input-grad``,
 ``psp.reconstruct.conv_grad``). These change only the order of sums inside kernels; the pruned model is handed back
 NCHW.
@@ -103,8 +103,8 @@ def run_psp(ctx: PruneContext) -> MethodResult:
 
 
 def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: str) -> MethodResult:
-    """Both phases and the removal between them: phase 1 in layout ``fmt`` (``original``'s), phase 2 in the layout
-    resolved again for the pruned model (``rec_memory_format``), each with the BatchNorms it folds counted."""
+    """Both phases and the removal between them, both in layout ``fmt`` (``original``'s), each with the BatchNorms
+    it folds counted."""
     s = ctx.settings
     device = torch.device(ctx.device)
     grad = conv_grad.resolve_conv_input_grad(s.conv_input_grad, device, fmt)
@@ -127,7 +127,7 @@ def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: 
             selection = ctx.select(model)
     keep = kept_outputs(model, selection, ctx.example)
     remove_channels(model, selection, ctx.example)
-    rec_fmt = layout.resolve_memory_format(s.memory_format, device, model)
+    rec_fmt = fmt  # the pruned model keeps the layout: channels-last with its odd widths' BatchNorms folded
     rec_grad = conv_grad.resolve_conv_input_grad(s.conv_input_grad, device, rec_fmt)
     layout.to_memory_format(model, rec_fmt)  # removal makes new weights, NCHW
     convs = [n for n in layers if isinstance(model.get_submodule(n), (nn.Conv2d, nn.Linear))]

@@ -1,4 +1,4 @@
-"""Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU for convolutional models.
+"""Memory layout of PSP's reconstruction: channels-last (NHWC) on CPU for models whose widths come in blocks of 16.
 
 On CPU, oneDNN runs the 16-channel 3×3 convolutions of a ResNet-56's first stage about 1.7× faster channels-last than
 NCHW, forward and backward (a full-width phase-1 step: 0.77-0.89× the NCHW time, ``benchmarks/psp_layout.py``), and
@@ -9,7 +9,6 @@ are cached, gathered and restricted in the layout of the phase they serve (the h
 gradient keeps its output's layout (``psp.reconstruct.loss``). ATen's channels-last BatchNorm is fast only for widths
 in blocks of 16; other widths are folded into such blocks (``psp.reconstruct.folded_batchnorm``), so a pruned model's
 phase 2 runs channels-last too (a step 0.73-0.82 s against 0.88-0.91 s NCHW; 1.03-1.14 s with ATen's BatchNorm).
-``auto`` is resolved for each phase's model.
 
 The layout changes the order of floating-point sums inside the kernels, not the arithmetic: results differ from an
 NCHW run as they do between two CPU kernels (AVX2 against AVX-512). ``contiguous`` with ``--conv-input-grad native``
@@ -27,25 +26,24 @@ from psp.options import MEMORY_FORMATS
 
 FORMATS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 # oneDNN's AVX-512 kernels and ATen's channels-last BatchNorm work on blocks of 16 channels. Convolutions of other
-# widths were still faster channels-last (a pruned ResNet-56's, 7-56 channels), depthwise ones were not measured.
+# widths were still faster channels-last (a pruned ResNet-56's, 7-56 channels).
 CHANNELS_LAST_BLOCK = 16
 _NHWC = (0, 2, 3, 1)  # NCHW dimensions in channels-last memory order
 _NCHW = (0, 3, 1, 2)  # and back
 
 
 def resolve_memory_format(setting: str, device: torch.device, model: nn.Module) -> str:
-    """``auto``: channels-last on CPU for a model with 2-d convolutions that are all dense (groups of 1) or all of
-    multiples of 16 output channels (where it was measured faster; BatchNorms of other widths are folded,
-    ``psp.reconstruct.folded_batchnorm``), NCHW otherwise and on CUDA (not measured: cuDNN's fp32 choice is left
-    as it was); an explicit choice stands."""
+    """``auto``: channels-last on CPU when every 2-d convolution of ``model`` has a multiple of 16 output channels
+    (where it was measured faster: PSP keeps it for the pruned model, folding its BatchNorms), NCHW otherwise (a
+    narrow model such as resnet8_tiny, 8-32 channels, ran PSP in 2.5 s NCHW against 2.7-3.0 s channels-last with
+    ATen's BatchNorm) and on CUDA (not measured: cuDNN's fp32 choice is left as it was); an explicit choice stands."""
     if setting not in MEMORY_FORMATS:
         raise choice_error("memory format", setting, MEMORY_FORMATS)
     if setting != "auto":
         return setting
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    blocked = all(m.out_channels % CHANNELS_LAST_BLOCK == 0 for m in convs)
-    dense = all(m.groups == 1 for m in convs)
-    return "channels_last" if device.type == "cpu" and convs and (blocked or dense) else "contiguous"
+    widths = [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)]
+    blocked = bool(widths) and all(w % CHANNELS_LAST_BLOCK == 0 for w in widths)
+    return "channels_last" if device.type == "cpu" and blocked else "contiguous"
 
 
 def is_channels_last(t: torch.Tensor) -> bool:
