@@ -45,3 +45,22 @@ def test_atens_operators_run_where_the_kernel_does_not_apply(monkeypatch):
     assert not fusable(cached, out)
     gathered_residual(cached, idx, out, buffer)
     assert torch.equal(buffer, _reference(cached, idx, out))
+
+
+def test_a_psp_run_with_the_kernel_trains_exactly_as_one_without(fresh_base, make_context, monkeypatch):
+    """The differences, hence the gradients, are ATen's bit for bit: the pruned models are equal; only the logged
+    losses (another order of the squares' sum) may differ in their last bits."""
+    from psp.methods import get_method
+
+    settings = {"target_macs": 2.0, "samples": 32, "batch_size": 16, "penalty_epochs": 2, "rec_epochs": 2}
+    runs = {}
+    for threshold in (2**62, 0):  # no run's cache reaches the first; every run's the second
+        monkeypatch.setattr("psp.reconstruct.targets.FUSE_MIN_BYTES", threshold)
+        torch.manual_seed(0)
+        runs[threshold] = get_method("psp").run(make_context(fresh_base(), **settings))
+    plain, fused = runs[2**62], runs[0]
+    assert not plain.extra["fused_residual"] and fused.extra["fused_residual"]
+    for p, q in zip(plain.model.state_dict().values(), fused.model.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+    assert [r["loss"] for r in fused.tables["losses"]] == pytest.approx([r["loss"] for r in plain.tables["losses"]],
+                                                                        rel=1e-5)

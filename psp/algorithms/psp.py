@@ -144,6 +144,7 @@ def _run_psp(ctx: PruneContext, original: nn.Module, images: torch.Tensor, fmt: 
     return MethodResult(model, selection, images_seen=len(images) * (s.penalty_epochs + s.rec_epochs),
                         tables={"losses": losses, "weight_change": _weight_change(before, model)},
                         extra={"cached_targets": store is not None and store.cached is not None,
+                               "fused_residual": store is not None and store.fused,
                                "conv_input_grad": grad, "rec_memory_format": rec_fmt,
                                "rec_conv_input_grad": rec_grad, "folded_batchnorms": len(folded),
                                "rec_folded_batchnorms": len(rec_folded)})

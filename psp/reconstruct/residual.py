@@ -11,7 +11,8 @@ and a C++ extension would have to be built at install time) and cached on disk a
 The difference is written exactly as ``torch.sub`` writes it (one rounding each), so the gradients do not change;
 the sum of squares is taken in another order (in fp64, each row's in vector lanes), which only the
 logged loss sees. Where the kernel does not apply (no Numba, not on CPU, not fp32/fp64, layouts that differ, a
-target computed for this batch rather than gathered) the three ATen operators run.
+target computed for this batch rather than gathered, a cache below ``FUSE_MIN_BYTES``) the three ATen operators
+run.
 """
 
 import importlib.util
@@ -19,6 +20,11 @@ import importlib.util
 import torch
 
 from psp.reconstruct import layout
+
+# Below this much cached target data a run does not import Numba: importing it and loading the cached kernel costs
+# about 0.6 s a process (compiling it, the first time, 2.5 s), while the kernel saves about 40 ms a step on a ResNet-56
+# (2 GiB of targets for 512 images) and little on the small models of the embedded default.
+FUSE_MIN_BYTES = 256 * 2**20
 
 _kernel = None
 
@@ -63,10 +69,11 @@ def fusable(cached: torch.Tensor, out: torch.Tensor) -> bool:
 
 
 @torch.no_grad()
-def gathered_residual(cached: torch.Tensor, idx: torch.Tensor, out: torch.Tensor,
-                      residual: torch.Tensor) -> torch.Tensor:
-    """Write ``cached[idx] - out`` into ``residual`` (laid out like ``cached``) and return its squared norm."""
-    if fusable(cached, out):
+def gathered_residual(cached: torch.Tensor, idx: torch.Tensor, out: torch.Tensor, residual: torch.Tensor,
+                      fused: bool = True) -> torch.Tensor:
+    """Write ``cached[idx] - out`` into ``residual`` (laid out like ``cached``) and return its squared norm, in one
+    pass where ``fused`` and the kernel applies."""
+    if fused and fusable(cached, out):
         total = _compiled()(_rows(cached).numpy(), idx.numpy(), _rows(out.detach()).numpy(),
                             _rows(residual).numpy())
         return torch.tensor(total, dtype=out.dtype)

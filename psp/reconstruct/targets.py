@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from psp.reconstruct import layout
-from psp.reconstruct.residual import gathered_residual
+from psp.reconstruct.residual import FUSE_MIN_BYTES, gathered_residual
 from psp.reconstruct.taps import layer_outputs
 
 
@@ -64,7 +64,8 @@ class TargetBatch:
             flat = layout.in_memory_order(residual).reshape(-1)
             return residual, torch.dot(flat, flat), denominator
         cached, idx, buffer = self._buffer(name)
-        return buffer, gathered_residual(cached, idx, out, buffer), self.store.sqnorms[name][idx].sum()
+        squared = gathered_residual(cached, idx, out, buffer, fused=self.store.fused)
+        return buffer, squared, self.store.sqnorms[name][idx].sum()
 
 
 class TargetStore:
@@ -78,8 +79,10 @@ class TargetStore:
         self.cached: dict[str, torch.Tensor] | None = None
         self.sqnorms: dict[str, torch.Tensor] = {}
         self._buffers: dict[str, torch.Tensor] = {}
-        if self.bytes_needed() <= cache_bytes:
+        self.fused = False  # whether batches use the fused kernel (a cache of at least FUSE_MIN_BYTES)
+        if (needed := self.bytes_needed()) <= cache_bytes:
             self._cache_all()
+            self.fused = needed >= FUSE_MIN_BYTES
 
     @torch.no_grad()
     def _cache_all(self) -> None:
@@ -122,7 +125,7 @@ class TargetStore:
         store = object.__new__(TargetStore)
         store.original, store.images, store.layers = self.original, self.images, self.layers
         store.batch_size, store.keep, store.fmt = self.batch_size, keep, fmt or self.fmt
-        store.copies = self.copies
+        store.copies, store.fused = self.copies, self.fused
         store.cached, store.sqnorms, store._buffers = None, {}, {}
         if self.cached is not None:
             store.cached = {n: _restricted(t, keep.get(n), store.fmt) for n, t in self.cached.items()}
