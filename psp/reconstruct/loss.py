@@ -1,8 +1,9 @@
 """The holistic reconstruction loss: sum over layers of ||out - target||² / ||target||².
 
 Each term is computed by a forward hook as its layer's output is made, while that output is still in the processor's
-cache, against the layer's targets gathered just then (``TargetBatch.take``); the difference is written into the
-gathered buffer itself. The term's node joins the output's history, so its backward receives what the later layers
+cache: the layer's targets are gathered, the output subtracted and the squares summed in one pass where a kernel
+applies (``TargetBatch.residual``, ``psp.reconstruct.residual``), the difference written into the batch's buffer for
+the layer. The term's node joins the output's history, so its backward receives what the later layers
 send back and adds the term's gradient to it in one pass, into that buffer (autograd would scale the buffer in one
 pass and add it in another: 1.03 against 1.07 s a full-width ResNet-56 phase-1 step). The loss is bound by memory
 bandwidth: this reads each output and target once per step (a phase-1 step took 0.89× the time of taps collected
@@ -78,5 +79,5 @@ class HolisticLoss(LayerHooks):
         self.terms[name] = _LayerTerm.apply(output, residual, squared, denominator.clamp_min(1e-12))[1]
 
     def total(self) -> torch.Tensor:
-        """The terms summed in layer order."""
+        """The sum of the terms (one reduction: its order of sums reaches only the logged value)."""
         return torch.stack([self.terms[name] for name in self.names]).sum()
