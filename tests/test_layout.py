@@ -114,8 +114,11 @@ def test_holistic_loss_in_hooks_equals_a_loss_over_collected_outputs(fresh_base,
     assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
     loss.backward()
     reference.backward()
+    # Equal up to float rounding on the gradient's own scale: each term's gradient is added to the later layers' in
+    # one fused pass (rounded once), and an element where terms cancel keeps only the rounding (1.8e-7 of 1e-3 seen
+    # with AVX2 kernels).
     for p, q in zip(models[0].parameters(), models[1].parameters(), strict=True):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-7)
+        assert (p.grad - q.grad).abs().max() <= 1e-5 * q.grad.abs().max()
 
 
 def test_layer_term_backward_runs_once():
