@@ -17,7 +17,7 @@ channels-last model's BatchNorm would take a slow path (``psp.reconstruct.layout
 import torch
 from torch import nn
 
-from psp.reconstruct import layout
+from psp.reconstruct.residual import subtract
 from psp.reconstruct.taps import LayerHooks
 from psp.reconstruct.targets import TargetBatch
 
@@ -59,9 +59,7 @@ class _LayerTerm(torch.autograd.Function):
 def layer_term(out: torch.Tensor, target: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """``||out - target||² / denominator``; overwrites ``target`` (with ``target - out``) and puts the term's node
     into ``out``'s history, so the gradient reaching ``out`` from later layers includes it."""
-    residual = torch.sub(target, out.detach(), out=target)
-    flat = layout.in_memory_order(residual).reshape(-1)
-    return _LayerTerm.apply(out, residual, torch.dot(flat, flat), denominator)[1]
+    return _LayerTerm.apply(out, target, subtract(target, out), denominator)[1]
 
 
 class HolisticLoss(LayerHooks):

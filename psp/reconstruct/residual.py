@@ -76,8 +76,17 @@ def gathered_residual(cached: torch.Tensor, idx: torch.Tensor, out: torch.Tensor
     if fused and fusable(cached, out):
         total = _compiled()(_rows(cached).numpy(), idx.numpy(), _rows(out.detach()).numpy(),
                             _rows(residual).numpy())
-        return torch.tensor(total, dtype=out.dtype)
-    layout.index_select(cached, 0, idx.to(cached.device), out=residual)
-    torch.sub(residual, out, out=residual)
-    flat = layout.in_memory_order(residual).reshape(-1)
+        return torch.tensor(total, dtype=out.dtype, device=out.device)
+    return subtract(layout.index_select(cached, 0, idx.to(cached.device), out=residual), out)
+
+
+def squared_norm(t: torch.Tensor) -> torch.Tensor:
+    """``||t||²`` of a dense tensor in any layout, as one dot product over its memory."""
+    flat = layout.in_memory_order(t).reshape(-1)
     return torch.dot(flat, flat)
+
+
+@torch.no_grad()
+def subtract(target: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Write ``target - out`` into ``target`` and return its squared norm (ATen's operators, for any device)."""
+    return squared_norm(torch.sub(target, out, out=target))

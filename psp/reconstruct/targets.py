@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from psp.reconstruct import layout
-from psp.reconstruct.residual import FUSE_MIN_BYTES, gathered_residual
+from psp.reconstruct.residual import FUSE_MIN_BYTES, gathered_residual, squared_norm, subtract
 from psp.reconstruct.taps import layer_outputs
 
 
@@ -51,8 +51,7 @@ class TargetBatch:
         """The layer's targets for the batch and their squared norm."""
         if self.computed is not None:
             target = self._computed(name)
-            flat = layout.in_memory_order(target).reshape(-1)
-            return target, torch.dot(flat, flat)
+            return target, squared_norm(target)
         cached, idx, buffer = self._buffer(name)
         return layout.index_select(cached, 0, idx, out=buffer), self.store.sqnorms[name][idx].sum()
 
@@ -60,9 +59,7 @@ class TargetBatch:
         """``target - out`` (in a buffer of the batch's), its squared norm, and the targets' squared norm."""
         if self.computed is not None:
             target, denominator = self.take(name)
-            residual = torch.sub(target, out.detach(), out=target)
-            flat = layout.in_memory_order(residual).reshape(-1)
-            return residual, torch.dot(flat, flat), denominator
+            return target, subtract(target, out), denominator
         cached, idx, buffer = self._buffer(name)
         squared = gathered_residual(cached, idx, out, buffer, fused=self.store.fused)
         return buffer, squared, self.store.sqnorms[name][idx].sum()
