@@ -7,12 +7,14 @@ The three defects of issue 25 each have a test here that fails on 4f822f0: penal
 (``test_option_a_masking_on_the_device``), and a probe tolerance tighter than TF32 (``test_probe_passes_under_tf32``).
 """
 
+import copy
 import json
 
 import pytest
 import torch
 from torch import nn
 
+import psp.emulation.device as device_module
 import psp.structure.support as support
 from psp import pipeline
 from psp.data.normalization import normalizer
@@ -72,6 +74,24 @@ def test_the_emulated_device_refuses_what_cuda_refuses():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             assert layer(x).dtype == torch.bfloat16  # CUDA autocast runs as CPU autocast: bf16 paths execute
     assert not torch.cuda.is_available() or torch.cuda.device_count() > 0  # the stand-ins are gone again
+
+
+def test_a_deep_copy_stays_on_the_device_without_searching_its_memo(monkeypatch):
+    """A copy's tensors keep their devices. Its memo (every object copied so far) is not searched for tensors at
+    each copied tensor: that made copying a ShuffleNet quadratic (64 s), and a host tensor copied before a device
+    one counted as mixing."""
+    real = device_module.tree_flatten
+    searched = []
+    monkeypatch.setattr(device_module, "tree_flatten", lambda tree: searched.append(len(real(tree)[0])) or real(tree))
+    memo = {n: torch.zeros(2) for n in range(1000)}  # as if 1000 host tensors had been copied already
+    with EmulatedCuda():
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).to("cuda")
+        model.register_buffer("host", torch.ones(2))
+        searched.clear()
+        twin = copy.deepcopy(model, memo)
+        assert all(p.device == DEVICE for p in twin.parameters()) and twin[1].running_mean.device == DEVICE
+        assert twin.host.device.type == "cpu"
+    assert sum(searched) < 100
 
 
 # --- the three defects ---------------------------------------------------------------------------------------------

@@ -102,6 +102,9 @@ class EmulatedCuda(TorchFunctionMode):
             return args[0]
         if kwargs.get("device") is not None:
             return self._make(name, func, args, kwargs)
+        if name == "__deepcopy__":  # args: (tensor, memo); the memo holds all copied so far: flattening it is quadratic
+            result = func(*args, **kwargs)
+            return self._mark(result) if self.on_device(args[0]) else result
         tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
         marks = [self.on_device(t) for t in tensors]
         device = any(marks)
