@@ -7,18 +7,24 @@ suite's 2-core machine, nothing else running): every ``psp prune`` that times la
 suite exports every registered model, so the pinned PyTorch's fast path is used. :func:`with_weights` lets a latency
 job export each architecture once and give every run of it its own weights: a graph exported without constant
 folding names its initializers after the model's parameters and buffers.
+
+``onnx`` and ``onnxruntime`` are imported where they are used: importing onnx takes 0.9 s (its ``ml_dtypes``), which
+every `psp prune` process paid whether or not it exported anything.
 """
+
+from __future__ import annotations
 
 import copy
 import io
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import torch
-from onnx import numpy_helper
 from torch import nn
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 from psp.modes import eval_mode
 
@@ -63,6 +69,9 @@ def export_onnx(model: nn.Module, example: torch.Tensor, optimize: bool = True) 
 def with_weights(onnx_bytes: bytes, model: nn.Module) -> bytes:
     """``onnx_bytes`` (exported with ``optimize=False`` from a model of the same architecture) holding ``model``'s
     parameters and buffers. Raises ValueError if an initializer named after a tensor has another shape."""
+    import onnx
+    from onnx import numpy_helper
+
     proto = onnx.load_from_string(onnx_bytes)
     tensors = dict(model.named_parameters()) | dict(model.named_buffers())
     for init in proto.graph.initializer:
@@ -101,6 +110,8 @@ class ArchitectureExports:
 
 def with_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
     """``onnx_bytes`` with ``metadata`` in the model's metadata_props (what the input expects, where it came from)."""
+    import onnx
+
     proto = onnx.load_from_string(onnx_bytes)
     onnx.helper.set_model_props(proto, metadata)
     return proto.SerializeToString()
@@ -110,6 +121,8 @@ def ort_session(onnx_bytes: bytes, threads: int, profile_prefix: str | None = No
     """A CPU session with ``threads`` intra-op threads (one inter-op thread), like ``torch.set_num_threads``. Its
     threads sleep between runs instead of spinning: two sessions timed in turn would otherwise compete for the cores
     (ONNX Runtime spins by default, which lowers batch-1 latency a little when one session has the machine)."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1

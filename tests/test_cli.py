@@ -159,6 +159,20 @@ def test_console_script_bad_input(case, trained, files, tmp_path):
     assert proc.stdout == ""
 
 
+def test_a_pruning_run_imports_no_exporter_and_no_model_zoo(trained, tmp_path):
+    """A `psp prune` that times no latency (every workflow job) neither exports nor builds a zoo model, so onnx (0.9
+    s to import), onnxruntime, timm and torchvision's models stay unimported: each job paid them at start."""
+    heavy = ("onnx", "onnxruntime", "timm", "torchvision.models")
+    code = (f"import sys; from psp.cli import main; code = main(sys.argv[1:]); "
+            f"print(*[m for m in {heavy!r} if m in sys.modules], file=sys.stderr); sys.exit(code)")
+    argv = ["prune", "--method", "oneshot", "--checkpoint", str(trained.checkpoint), "--target-macs", "2",
+            "--latency-repeats", "0", "--threads", "1", "--out", str(tmp_path / "o")]
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "metrics.json").is_file()
+    assert proc.stderr.splitlines()[-1] == "", proc.stderr.splitlines()[-1]
+
+
 def test_debug_shows_traceback(trained, files, tmp_path):
     """--debug re-raises the usage error (for developers) instead of the one-line message."""
     from psp.errors import UsageError
