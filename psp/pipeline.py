@@ -37,6 +37,7 @@ from psp.runtime import (
     atomic_write_bytes,
     atomic_write_text,
     configure,
+    import_what_optimizers_import,
     peak_memory_mib,
     provenance,
     release_freed_memory,
@@ -146,6 +147,7 @@ def train_run(model_name: str, data: str, epochs: int, seed: int, out: Path, opt
     check_input_size(model, bundle.spec, model_name)
     check_prunable(model, example_input(bundle.spec), model_name)  # a base model the suite cannot prune is no use
     settings.epochs = epochs
+    import_what_optimizers_import()
     t0 = time.perf_counter()
     state = out / "train_state.pt"  # per-epoch state: a killed run resumes; removed once model.pt is written
     out.mkdir(parents=True, exist_ok=True)
@@ -254,6 +256,8 @@ def prune_runs(method_name: str, checkpoint: str, model_name: str | None, data: 
             raise UsageError("--eval-split validation needs --validation-size N (N >= 1)")
         validation = validation_indices(len(bundle.train), first.validation_size)
     dense = dense_reference(model, bundle, loaded.normalize, device, opts, validation, dense_metrics)
+    if method.budget:  # it trains: the optimizer's first step would import into the first run's seconds
+        import_what_optimizers_import()
     job = _Job(method_name, method, str(checkpoint), loaded, bundle, data, device, opts, prunable, dense, validation,
                dense_metrics)
     results = []

@@ -2,6 +2,9 @@
 alone, apart from timing: same metrics, selection, calibration draw and weights, for methods of every data use."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -98,3 +101,29 @@ def test_the_command_line_takes_a_budget_per_run(trained, tmp_path):
     own, x3 = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("own", "x3"))
     assert (own["settings"]["budget"], own["settings"]["rec_epochs"]) == (1, 2)
     assert (x3["settings"]["budget"], x3["settings"]["penalty_epochs"], x3["settings"]["rec_epochs"]) == (3, 3, 6)
+
+
+PROBE_MODULE = '''"""A method that trains (its budget: epochs) and says whether torch._dynamo was imported before it."""
+import sys
+
+from psp.methods import get_method, register_method
+
+
+@register_method("dynamo_probe", uses="none", budget=("epochs",), summary="test only")
+def dynamo_probe(ctx):
+    print("torch._dynamo imported before the method:", "torch._dynamo" in sys.modules, file=sys.stderr)
+    return get_method("oneshot").run(ctx)
+'''
+
+
+def test_the_first_run_does_not_time_the_optimizers_import(trained, tmp_path):
+    """torch.optim imports torch._dynamo at its first step (1.1-1.4 s): a job of a method that trains imports it
+    before the first run's clock starts, so that run's seconds are its method's, as every later run's are."""
+    (tmp_path / "probe_method.py").write_text(PROBE_MODULE)
+    argv = ["prune", "--method", "dynamo_probe", "--method-module", "probe_method", "--checkpoint",
+            str(trained.checkpoint), "--target-macs", "2", "--latency-repeats", "0", "--threads", "1",
+            "--out", str(tmp_path / "run")]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "psp", *argv], capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch._dynamo imported before the method: True" in proc.stderr, proc.stderr
