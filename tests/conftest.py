@@ -4,6 +4,9 @@ random BatchNorm.
 Everything runs on CPU with one thread (the test machines are small and shared); nothing reads the network.
 """
 
+import fcntl
+import json
+import os
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -36,15 +39,22 @@ def mnist():
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory) -> SimpleNamespace:
-    """A resnet8_tiny trained for a few epochs on mnist5k, saved as the suite's own model.pt."""
+    """A resnet8_tiny trained for a few epochs on mnist5k, saved as the suite's own model.pt. Trained once per test
+    session (11 s): the first pytest-xdist worker to ask trains it, the others wait for it and read the same files."""
     from psp import pipeline
     from psp.train import TrainSettings
 
-    out = tmp_path_factory.mktemp("base")
-    opts = pipeline.RunOptions(threads=1, device="cpu", latency_repeats=2)
-    metrics = pipeline.train_run(BASE_MODEL, "mnist5k", BASE_EPOCHS, 0, out, opts,
-                                 TrainSettings(lr=0.1, batch_size=128))
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder that holds every worker's own
+    out = shared / "trained_base"
+    with open(shared / "trained_base.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "metrics.json").is_file():  # written last, atomically
+            opts = pipeline.RunOptions(threads=1, device="cpu", latency_repeats=2)
+            pipeline.train_run(BASE_MODEL, "mnist5k", BASE_EPOCHS, 0, out, opts, TrainSettings(lr=0.1, batch_size=128))
     torch.set_num_threads(1)
+    metrics = json.loads((out / "metrics.json").read_text())
     return SimpleNamespace(dir=out, checkpoint=out / "model.pt", metrics=metrics)
 
 
