@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from psp.modes import eval_mode
+
 if TYPE_CHECKING:
     import onnxruntime as ort
-
-from psp.modes import eval_mode
 
 INPUT, OUTPUT = "input", "logits"
 # ONNX Runtime vs PyTorch: max |difference| of the outputs, relative to the largest PyTorch output magnitude (and
